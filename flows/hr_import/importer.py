@@ -1,0 +1,295 @@
+"""HR Import: read every feed, validate, apply, guard removals, write the live state.
+
+:func:`import_feeds` is the whole import stage of one run. It works on an open DuckDB
+connection to the *building* copy of the warehouse, so a failure anywhere leaves the
+published state untouched. Elements are processed in dependency order (hierarchies, users,
+job assignments, then learning records) so that each element's references are checked
+against the new state of the elements it points at.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from flows.hr_import import apply
+from flows.hr_import.apply import Change, JobContext
+from flows.hr_import.archive import archive_file
+from flows.hr_import.config import ElementSettings, HrImportRules
+from flows.hr_import.elements import ELEMENTS
+from flows.hr_import.reader import LINE_COLUMN, FeedFileError, read_feed
+from flows.hr_import.validate import (
+    KEY_COLUMN,
+    Batch,
+    prepare_batch,
+    reject_duplicate_keys,
+    run_row_checks,
+)
+
+_HIERARCHIES = {
+    "org": ("organisation", "organisation_id"),
+    "pos": ("position", "position_id"),
+    "comp": ("competency", "competency_id"),
+}
+_ALTERNATE_SUFFIXES = (".csv", ".parquet", ".jsonl", ".ndjson")
+
+
+class RemovalGuardError(Exception):
+    """An element would remove more of its live records than `max_removed_fraction`."""
+
+
+@dataclass
+class ElementResult:
+    """One element's outcome, for the run summary and `learnops.import_file_log`."""
+
+    element: str
+    file: str | None
+    status: str  # imported | missing
+    mode: str
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_rejected: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    cascaded: int = 0
+    live_before: int = 0
+    sha256: str | None = None
+    notes: list[str] = field(default_factory=list)
+    top_reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ImportSummary:
+    elements: list[ElementResult]
+    warnings: list[str]
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(e.rows_rejected for e in self.elements)
+
+    def to_json(self) -> str:
+        return json.dumps({"elements": [asdict(e) for e in self.elements], "warnings": self.warnings})
+
+
+@dataclass
+class ImportContext:
+    run_id: str
+    run_ordinal: int
+    as_of: datetime
+    site_tz: str
+    archive_dir: Path
+    allow_mass_removal: frozenset[str] = frozenset()
+
+
+def find_feed_file(feeds_dir: Path, settings: ElementSettings) -> Path | None:
+    """The element's file: as configured, or `<element>` with any supported extension."""
+    configured = feeds_dir / settings.file
+    if configured.exists():
+        return configured
+    stem = Path(settings.file).stem
+    for suffix in _ALTERNATE_SUFFIXES:
+        candidate = feeds_dir / f"{stem}{suffix}"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def read_and_check(path: Path, settings: ElementSettings, site_tz: str) -> Batch:
+    """Read one file and run every check that needs only the file itself."""
+    spec = ELEMENTS[settings.name]
+    batch = prepare_batch(read_feed(path, settings.csv.as_options()), spec, settings)
+    run_row_checks(batch, site_tz)
+    reject_duplicate_keys(batch)
+    return batch
+
+
+def load_live_state(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
+    """Every hr.* table as a polars frame."""
+    tables = [name for (name,) in con.execute(
+        "select table_name from information_schema.tables where table_schema = 'hr'"
+    ).fetchall()]
+    return {name: con.sql(f'select * from hr."{name}"').pl() for name in tables}  # noqa: S608 - names from the catalog
+
+
+def import_feeds(
+    con: duckdb.DuckDBPyConnection, feeds_dir: Path, rules: HrImportRules, context: ImportContext
+) -> ImportSummary:
+    """Run the import stage into `con` (the building warehouse). Raises FeedFileError or
+    RemovalGuardError without writing anything."""
+    live = load_live_state(con)
+    new = dict(live)
+    results: list[ElementResult] = []
+    batches: dict[str, Batch] = {}
+    warnings: list[str] = []
+
+    for name in ELEMENTS:
+        settings = rules.element(name)
+        path = find_feed_file(feeds_dir, settings)
+        result = ElementResult(element=name, file=path.name if path else None,
+                               status="imported" if path else "missing", mode=settings.mode)
+        batch = read_and_check(path, settings, context.site_tz) if path else None
+        change = _apply_element(name, batch, live, new, context)
+        if batch is not None:
+            batches[name] = batch
+            warnings.extend(batch.warnings)
+            _fill_counts(result, batch)
+        if change is not None:
+            result.added, result.updated, result.removed = change.added, change.updated, change.removed
+            result.cascaded, result.live_before, result.notes = change.cascaded, change.live_before, change.notes
+        results.append(result)
+
+    _guard_removals(results, rules, context.allow_mass_removal)
+    _write_live_state(con, new)
+    _write_rejects(con, batches, context.run_id)
+    _archive_and_log(con, batches, results, context)
+    return ImportSummary(elements=results, warnings=warnings)
+
+
+def _apply_element(
+    name: str, batch: Batch | None, live: dict[str, pl.DataFrame], new: dict[str, pl.DataFrame], context: ImportContext
+) -> Change | None:
+    tz, run_id = context.site_tz, context.run_id
+    if name in _HIERARCHIES:
+        table, id_column = _HIERARCHIES[name]
+        if batch is None:
+            return None
+        new[table], change = apply.apply_hierarchy(live[table], batch, id_column=id_column, run_id=run_id, site_tz=tz)
+        live_ids = set(new[table][id_column].to_list())
+        if name != "comp":
+            new[f"{table}_custom_field"] = apply.apply_custom_fields(
+                live[f"{table}_custom_field"], batch.accepted(), batch, id_column, tz, live_ids
+            )
+        return change
+    if name == "user":
+        if batch is None:
+            return None
+        new["user"], change = apply.apply_users(live["user"], batch, run_id=run_id, site_tz=tz)
+        live_ids = set(new["user"]["user_id"].to_list())
+        new["user_custom_field"] = apply.apply_custom_fields(
+            live["user_custom_field"], batch.accepted().filter(~batch.is_deleted()), batch, "user_id", tz, live_ids
+        )
+        return change
+    if name == "jobassignment":
+        job_context = JobContext(
+            live_user_ids=set(new["user"].filter(pl.col("status") != "deleted")["user_id"].to_list()),
+            organisation_ids=set(new["organisation"]["organisation_id"].to_list()),
+            position_ids=set(new["position"]["position_id"].to_list()),
+            run_id=run_id,
+            run_ordinal=context.run_ordinal,
+        )
+        new["job_assignment"], change = apply.apply_jobs(live["job_assignment"], batch, job_context, site_tz=tz)
+        return change if batch is not None else None
+    if batch is None:
+        return None
+    known_users = set(new["user"]["user_id"].to_list())
+    if name == "course":
+        new["course"], change = apply.apply_courses(live["course"], batch, site_tz=tz)
+    elif name == "course_completion":
+        new["course_completion"], change = apply.apply_completions(
+            live["course_completion"], batch, known_users=known_users,
+            course_ids=set(new["course"]["course_id"].to_list()), run_id=run_id, site_tz=tz,
+        )
+    else:
+        new["user_access"], change = apply.apply_access(live["user_access"], batch, known_users=known_users, site_tz=tz)
+    return change
+
+
+def _fill_counts(result: ElementResult, batch: Batch) -> None:
+    rejected = batch.rejects.height
+    result.rows_read = batch.rows.height + len(batch.malformed_raw)
+    result.rows_rejected = rejected
+    result.rows_accepted = result.rows_read - rejected
+    counts = batch.rejects.group_by("reason_code").len().sort("len", descending=True)
+    result.top_reasons = dict(counts.head(5).iter_rows())
+
+
+def _guard_removals(results: list[ElementResult], rules: HrImportRules, allowed: frozenset[str]) -> None:
+    """Stop before anything is written if an element would remove too much (SPEC §3.2)."""
+    problems = []
+    for result in results:
+        limit = rules.element(result.element).max_removed_fraction
+        if result.removed == 0 or result.element in allowed:
+            continue
+        fraction = result.removed / max(result.live_before, 1)
+        if fraction > limit:
+            problems.append(
+                f"{result.element} would remove {result.removed} of {result.live_before} live "
+                f"records ({fraction:.1%}), above max_removed_fraction {limit:.1%}"
+            )
+    if problems:
+        elements = " ".join(r.element for r in results if any(p.startswith(r.element + " ") for p in problems))
+        raise RemovalGuardError(
+            "removal guard: " + "; ".join(problems) + ". Nothing was changed. Check the feed; if "
+            f"the removals are intended, run once with --allow-mass-removal {elements}"
+        )
+
+
+def _write_live_state(con: duckdb.DuckDBPyConnection, new: dict[str, pl.DataFrame]) -> None:
+    for table, frame in new.items():
+        columns = ", ".join(f'"{c}"' for c in frame.columns)
+        con.register("_incoming", frame)
+        con.execute(f'delete from hr."{table}"')  # noqa: S608 - catalog names
+        con.execute(f'insert into hr."{table}" ({columns}) select {columns} from _incoming')  # noqa: S608
+        con.unregister("_incoming")
+
+
+def _write_rejects(con: duckdb.DuckDBPyConnection, batches: dict[str, Batch], run_id: str) -> None:
+    frames = []
+    for name, batch in batches.items():
+        if not batch.rejects.height:
+            continue
+        data_columns = [c for c in batch.rows.columns if c not in (LINE_COLUMN, KEY_COLUMN)]
+        rows = batch.rows.join(batch.rejects, on=LINE_COLUMN).select(
+            pl.col(LINE_COLUMN), pl.col(KEY_COLUMN), "reason_code", "reason",
+            pl.struct(data_columns).struct.json_encode().alias("raw"),
+        )
+        malformed = batch.rejects.join(batch.rows.select(LINE_COLUMN), on=LINE_COLUMN, how="anti")
+        if malformed.height:
+            rows = pl.concat([rows, malformed.select(
+                pl.col(LINE_COLUMN),
+                pl.col(LINE_COLUMN).map_elements(lambda n, b=batch: _malformed_key(b, n), return_dtype=pl.String).alias(KEY_COLUMN),
+                "reason_code", "reason",
+                pl.col(LINE_COLUMN).map_elements(lambda n, b=batch: json.dumps(b.malformed_raw[n]), return_dtype=pl.String).alias("raw"),
+            )])
+        frames.append(rows.select(
+            pl.lit(run_id).alias("run_id"), pl.lit(name).alias("element"), pl.lit(batch.path.name).alias("file"),
+            pl.col(LINE_COLUMN).alias("row_number"), pl.col(KEY_COLUMN).alias("record_id"),
+            "reason_code", "reason", "raw",
+        ))
+    if frames:
+        con.register("_rejects", pl.concat(frames).sort("element", "row_number"))
+        con.execute("insert into learnops.import_reject_log select * from _rejects")
+        con.unregister("_rejects")
+
+
+def _malformed_key(batch: Batch, line: int) -> str:
+    raw = batch.malformed_raw[line]
+    return "/".join(raw.get(c, "") for c in batch.spec.key)
+
+
+def _archive_and_log(
+    con: duckdb.DuckDBPyConnection, batches: dict[str, Batch], results: list[ElementResult], context: ImportContext
+) -> None:
+    for result in results:
+        batch = batches.get(result.element)
+        if batch is not None:
+            stored = archive_file(batch.path, context.archive_dir)
+            result.sha256 = stored.sha256
+            con.execute(
+                "insert into learnops.archive_file values (?, ?, ?, ?, ?, ?)",
+                [context.run_id, result.element, batch.path.name, stored.sha256, stored.size_bytes, stored.stored_path],
+            )
+        con.execute(
+            "insert into learnops.import_file_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [context.run_id, result.element, result.file, result.status, result.mode, result.rows_read,
+             result.rows_accepted, result.rows_rejected, result.added, result.updated, result.removed, result.sha256],
+        )
+
+
+__all__ = ["FeedFileError", "ImportContext", "ImportSummary", "RemovalGuardError", "import_feeds"]

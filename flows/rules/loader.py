@@ -1,0 +1,152 @@
+"""Load one rules YAML file into a typed model, with `file:line:column` errors.
+
+YAML is read as YAML 1.2 by ruamel.yaml, which keeps the position of every node: `NO`, `on`
+and `yes` stay text, duplicate keys are refused. The parsed tree is then validated by a
+strict pydantic model; each pydantic error is mapped back to the line and column of the
+offending node, quotes the value and, for a misspelt key, suggests the closest valid one.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar, get_args
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class RuleIssue:
+    """One problem in a rules file, printable as `file:line:column: [id] message`."""
+
+    file: str
+    line: int
+    column: int
+    message: str
+    object_id: str | None = None
+
+    def __str__(self) -> str:
+        where = f"[{self.object_id}] " if self.object_id else ""
+        return f"{self.file}:{self.line}:{self.column}: {where}{self.message}"
+
+
+class RulesError(Exception):
+    """Raised with every issue found in one or more rules files."""
+
+    def __init__(self, issues: list[RuleIssue]) -> None:
+        super().__init__("\n".join(str(issue) for issue in issues))
+        self.issues = issues
+
+
+def parse_yaml(path: Path) -> Any:
+    """Parse a YAML 1.2 file, keeping positions; raise RulesError on a syntax error."""
+    yaml = YAML(typ="rt")
+    yaml.version = (1, 2)
+    yaml.allow_duplicate_keys = False
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"))
+    except MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = " ".join(str(part) for part in (err.context, err.problem) if part)
+        raise RulesError([RuleIssue(str(path), line, column, f"YAML syntax: {problem}")]) from None
+    except UnicodeDecodeError:
+        raise RulesError([RuleIssue(str(path), 1, 1, "the file is not UTF-8 text")]) from None
+
+
+def load_model(path: Path, model: type[ModelT], *, empty: dict[str, Any] | None = None) -> ModelT:
+    """Parse `path` and validate it as `model`; a missing or empty file gives `empty`."""
+    tree = parse_yaml(path) if path.exists() else None
+    if tree is None:
+        return model.model_validate(empty or {})
+    try:
+        return model.model_validate(tree)
+    except ValidationError as err:
+        known = sorted(_field_names(model))
+        raise RulesError([_issue(path, tree, error, known) for error in err.errors()]) from None
+
+
+def _issue(path: Path, tree: Any, error: Any, known: list[str]) -> RuleIssue:
+    loc = tuple(error["loc"])
+    node, parent, key = _walk(tree, loc)
+    line, column = _position(parent, key, node, key_position=error["type"] == "extra_forbidden")
+    message = _message(error, key, known)
+    return RuleIssue(str(path), line, column, message, object_id=_object_id(tree, loc))
+
+
+def _walk(tree: Any, loc: tuple[Any, ...]) -> tuple[Any, Any, Any]:
+    """Follow a pydantic location into the YAML tree: (node, its parent, key in parent)."""
+    node, parent, key = tree, None, None
+    for step in loc:
+        if isinstance(node, CommentedMap) and step in node:
+            parent, key, node = node, step, node[step]
+        elif isinstance(node, CommentedSeq) and isinstance(step, int) and step < len(node):
+            parent, key, node = node, step, node[step]
+        else:
+            break  # a union tag or a missing key: stop at the deepest real node
+    return node, parent, key
+
+
+def _position(parent: Any, key: Any, node: Any, *, key_position: bool) -> tuple[int, int]:
+    try:
+        if isinstance(parent, CommentedMap):
+            line, column = parent.lc.key(key) if key_position else parent.lc.value(key)
+            return line + 1, column + 1
+        if isinstance(parent, CommentedSeq):
+            line, column = parent.lc.item(key)
+            return line + 1, column + 1
+    except (KeyError, TypeError, AttributeError):
+        pass
+    if hasattr(node, "lc"):
+        return node.lc.line + 1, node.lc.col + 1
+    return 1, 1
+
+
+def _message(error: Any, key: Any, known: list[str]) -> str:
+    field = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function"))
+    if error["type"] == "extra_forbidden":
+        hint = difflib.get_close_matches(str(key), known, n=1)
+        suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
+        return f"unknown key '{key}'{suggestion}"
+    value = error.get("input")
+    quoted = f" (got {value!r})" if not isinstance(value, dict | list) else ""
+    return f"{field}: {error['msg']}{quoted}"
+
+
+def _field_names(model: type[BaseModel], seen: set[type] | None = None) -> set[str]:
+    """Every key any model reachable from `model` accepts, for 'did you mean' hints."""
+    seen = seen if seen is not None else set()
+    if model in seen:
+        return set()
+    seen.add(model)
+    names: set[str] = set()
+    for name, info in model.model_fields.items():
+        names.add(info.alias or name)
+        for candidate in _nested_models(info.annotation):
+            names |= _field_names(candidate, seen)
+    return names
+
+
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _nested_models(arg)]
+
+
+def _object_id(tree: Any, loc: tuple[Any, ...]) -> str | None:
+    """The `id` of the innermost rule object on the path, if any."""
+    found, node = None, tree
+    for step in loc:
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(node, CommentedMap) and isinstance(node.get("id"), str):
+            found = node["id"]
+    return found

@@ -1,0 +1,200 @@
+"""DDL of the tables the Python stages write and dbt reads as sources.
+
+Two schemas live beside dbt's output in the warehouse file:
+
+* ``learnops`` - run bookkeeping: the run log, the current run's context (as-of), rejected
+  feed rows, per-file import results and the archive index. Only appended to.
+* ``hr`` - the *live state* HR Import maintains: the mirror of the HR and learning systems
+  after full/delta semantics, removals and rejects were applied. dbt derives every contract
+  table (``dim_*``, ``bdg_*``, history) from it.
+
+Every statement is idempotent (``create ... if not exists``) so a new warehouse and an old
+one are brought to the same shape by the same call. There are no primary-key constraints:
+the import replaces each live table set-wise every run (DuckDB's ART indexes make bulk
+rewrites slower and refuse some updates), and uniqueness is asserted by dbt tests instead.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+BOOKKEEPING_DDL = """
+create schema if not exists learnops;
+
+-- One row per pipeline run, written by the flow (status running -> succeeded/failed).
+create table if not exists learnops.run_log (
+    run_id       varchar,
+    as_of        timestamp not null,      -- UTC
+    started_at   timestamp not null,      -- UTC wall clock
+    finished_at  timestamp,
+    status       varchar not null,        -- running | succeeded | failed
+    message      varchar,
+    summary      json                     -- per-element counts, for humans and BI tools
+);
+
+-- Exactly one row while a run builds: the run dbt is building for. dbt reads the as-of
+-- from here (not from --vars) so that partial parsing survives from run to run.
+create table if not exists learnops.run_context (
+    run_id  varchar not null,
+    as_of   timestamp not null
+);
+
+-- Every rejected feed row of every run, with its raw content.
+create table if not exists learnops.import_reject_log (
+    run_id       varchar not null,
+    element      varchar not null,        -- file stem: org, pos, user, jobassignment, ...
+    file         varchar not null,        -- file name as read
+    row_number   bigint not null,         -- line where the record starts; header = 1
+    record_id    varchar,                 -- key; jobassignment: <useridnumber>/<idnumber>
+    reason_code  varchar not null,        -- stable, e.g. user.email_invalid
+    reason       varchar not null,        -- what is wrong and what to do
+    raw          json not null            -- the row as read, column -> text
+);
+
+-- What happened to each element's file in each run.
+create table if not exists learnops.import_file_log (
+    run_id         varchar not null,
+    element        varchar not null,
+    file           varchar,
+    status         varchar not null,      -- imported | missing
+    mode           varchar,               -- full | delta
+    rows_read      bigint not null default 0,
+    rows_accepted  bigint not null default 0,
+    rows_rejected  bigint not null default 0,
+    added          bigint not null default 0,
+    updated        bigint not null default 0,
+    removed        bigint not null default 0,
+    sha256         varchar
+);
+
+-- Content-addressed archive of every input file, per run that read it.
+create table if not exists learnops.archive_file (
+    run_id      varchar not null,
+    element     varchar not null,
+    file        varchar not null,
+    sha256      varchar not null,
+    size_bytes  bigint not null,
+    stored_path varchar not null          -- relative to the archive directory
+);
+"""
+
+LIVE_STATE_DDL = """
+create schema if not exists hr;
+
+create table if not exists hr.user (
+    user_id          varchar,
+    username         varchar not null,
+    email            varchar,
+    first_name       varchar not null,
+    last_name        varchar not null,
+    city             varchar,
+    country          varchar,
+    lang             varchar,
+    timezone         varchar,
+    institution      varchar,
+    department       varchar,
+    is_suspended     boolean not null default false,  -- suspended=1 in the feed
+    email_stop       boolean not null default false,
+    status           varchar not null,                -- active | suspended | deleted
+    removed_reason   varchar,                         -- why the status is not active
+    time_modified    bigint,
+    first_seen_run_id varchar not null
+);
+
+create table if not exists hr.user_custom_field (
+    user_id     varchar not null,
+    field_name  varchar not null,     -- without the customfield_ prefix
+    value       varchar
+);
+
+create table if not exists hr.organisation (
+    organisation_id  varchar,
+    name             varchar not null,
+    short_name       varchar,
+    description      varchar,
+    framework_id     varchar,
+    parent_id        varchar,
+    type_id          varchar,
+    time_modified    bigint,
+    first_seen_run_id varchar not null
+);
+
+create table if not exists hr.organisation_custom_field (
+    organisation_id  varchar not null,
+    field_name       varchar not null,
+    value            varchar
+);
+
+create table if not exists hr.position (
+    position_id      varchar,
+    name             varchar not null,
+    short_name       varchar,
+    description      varchar,
+    framework_id     varchar,
+    parent_id        varchar,
+    type_id          varchar,
+    time_modified    bigint,
+    first_seen_run_id varchar not null
+);
+
+create table if not exists hr.position_custom_field (
+    position_id  varchar not null,
+    field_name   varchar not null,
+    value        varchar
+);
+
+create table if not exists hr.competency (
+    competency_id       varchar,
+    name                varchar not null,
+    short_name          varchar,
+    description         varchar,
+    framework_id        varchar,
+    parent_id           varchar,
+    type_id             varchar,
+    aggregation_method  varchar,
+    time_modified       bigint,
+    first_seen_run_id   varchar not null
+);
+
+create table if not exists hr.job_assignment (
+    user_id            varchar not null,
+    job_id             varchar not null,
+    full_name          varchar,
+    start_date         date,
+    end_date           date,
+    organisation_id    varchar,
+    position_id        varchar,
+    manager_user_id    varchar,
+    manager_job_id     varchar,          -- as given in the feed; null = the manager's first job
+    appraiser_user_id  varchar,
+    time_modified      bigint,
+    first_seen_order   bigint not null,  -- run ordinal * 1e10 + line: "first job" = smallest
+    first_seen_run_id  varchar not null
+);
+
+create table if not exists hr.course (
+    course_id  varchar,
+    name       varchar not null,
+    score      integer
+);
+
+create table if not exists hr.course_completion (
+    user_id       varchar not null,
+    course_id     varchar not null,
+    completed_at  timestamp not null,    -- UTC
+    grade         double,
+    first_seen_run_id varchar not null
+);
+
+create table if not exists hr.user_access (
+    user_id          varchar,
+    first_access_at  timestamp,
+    last_access_at   timestamp
+);
+"""
+
+
+def ensure_state_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the bookkeeping and live-state tables if this warehouse lacks them."""
+    con.execute(BOOKKEEPING_DDL)
+    con.execute(LIVE_STATE_DDL)
