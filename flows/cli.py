@@ -1,0 +1,254 @@
+"""`learnops`: the command line (SPEC §8). Thin: parse options, call stages, print.
+
+Exit status: 0 success; 1 the run or validation failed (the reason is printed on one line);
+2 the command was refused before doing anything (bad options, as-of in the past, lock held).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flows.runtime_env import REPO_ROOT, configure_runtime_env
+
+configure_runtime_env()
+
+EXIT_FAILED = 1
+EXIT_REFUSED = 2
+DEMO_AS_OF = ("2026-11-01T06:00:00Z", "2026-11-02T06:00:00Z")
+
+
+class CommandFailed(click.ClickException):
+    exit_code = EXIT_FAILED
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"learnops: error: {self.format_message()}", err=True)
+
+
+class CommandRefused(CommandFailed):
+    exit_code = EXIT_REFUSED
+
+
+def _one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the errors people cause into one line and an exit code, never a stack trace."""
+    from flows.hr_import.importer import RemovalGuardError
+    from flows.hr_import.reader import FeedFileError
+    from flows.pipeline import RunRefusedError, describe_error
+    from flows.rules.loader import RulesError
+    from flows.warehouse import WarehouseLockedError
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except RulesError as err:
+            raise CommandRefused("invalid rules:\n" + str(err)) from None
+        except (RunRefusedError, WarehouseLockedError) as err:
+            raise CommandRefused(describe_error(err)) from None
+        except (FeedFileError, RemovalGuardError) as err:
+            raise CommandFailed(describe_error(err)) from None
+        except Exception as err:  # a failed build or anything unexpected: one line
+            from flows.build import BuildError
+
+            if isinstance(err, BuildError):
+                raise CommandFailed(str(err)) from None
+            raise CommandFailed(f"{type(err).__name__}: {describe_error(err)}") from None
+
+    return wrapper
+
+
+def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--feeds, --rules, --warehouse, --as-of (SPEC §8); defaults from LEARNOPS_* settings."""
+    options = [
+        click.option("--feeds", type=click.Path(path_type=Path), help="Feed directory [LEARNOPS_FEEDS]."),
+        click.option("--rules", type=click.Path(path_type=Path), help="Rules directory [LEARNOPS_RULES]."),
+        click.option("--warehouse", type=click.Path(path_type=Path), help="Published DuckDB file [LEARNOPS_WAREHOUSE]."),
+        click.option("--as-of", "as_of", metavar="ISO8601", help="The run's instant (default: now). No zone = site timezone."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """learnops: corporate learning administration as a data pipeline."""
+
+
+@main.command()
+@common_options
+@click.option("--allow-mass-removal", "allow_mass_removal", multiple=True, metavar="ELEMENT",
+              help="Let ELEMENT remove more than max_removed_fraction in this one run (repeatable).")
+@click.option("--engine", type=click.Choice(["prefect", "local"]), default="prefect", show_default=True,
+              help="Run as a Prefect flow, or the same stages in-process without Prefect.")
+@click.option("--wait", "wait_seconds", type=float, default=None,
+              help="Seconds to wait for the warehouse lock [LEARNOPS_LOCK_WAIT_SECONDS, default 0].")
+@_one_line_errors
+def run(feeds: Path | None, rules: Path | None, warehouse: Path | None, as_of: str | None,
+        allow_mass_removal: tuple[str, ...], engine: str, wait_seconds: float | None) -> None:
+    """Import the feeds, build the warehouse and publish it (one pipeline run)."""
+    result = _run(feeds, rules, warehouse, as_of, allow_mass_removal, engine, wait_seconds)
+    _print_summary(result)
+
+
+def _run(feeds: Path | None, rules: Path | None, warehouse: Path | None, as_of: str | None,
+         allow_mass_removal: tuple[str, ...], engine: str, wait_seconds: float | None) -> Any:
+    from flows.hr_import.elements import ELEMENTS
+    from flows.pipeline import RunRequest, parse_as_of, run_pipeline
+    from flows.settings import load_settings
+
+    unknown = sorted(set(allow_mass_removal) - set(ELEMENTS))
+    if unknown:
+        raise CommandRefused(f"--allow-mass-removal: unknown element(s) {unknown}; use one of {sorted(ELEMENTS)}")
+    settings = load_settings(feeds=feeds, rules=rules, warehouse=warehouse, lock_wait_seconds=wait_seconds)
+    if not settings.feeds.is_dir():
+        raise CommandRefused(f"feed directory {settings.feeds} does not exist")
+    if engine == "prefect":
+        from flows.prefect_flows import pipeline_flow
+
+        return pipeline_flow(
+            feeds=str(settings.feeds), rules=str(settings.rules), warehouse=str(settings.warehouse),
+            as_of=as_of, allow_mass_removal=list(allow_mass_removal),
+            lock_wait_seconds=settings.lock_wait_seconds,
+        )
+    request = RunRequest(
+        feeds=settings.feeds, rules=settings.rules, warehouse=settings.warehouse,
+        as_of=parse_as_of(as_of, settings.site_timezone), site_timezone=settings.site_timezone,
+        allow_mass_removal=frozenset(allow_mass_removal), lock_wait_seconds=settings.lock_wait_seconds,
+    )
+    return run_pipeline(request)
+
+
+def _print_summary(result: Any) -> None:
+    from flows.summary import summary_lines
+
+    for line in summary_lines(result):
+        click.echo(line)
+
+
+@main.command()
+@common_options
+@_one_line_errors
+def validate(feeds: Path | None, rules: Path | None, warehouse: Path | None, as_of: str | None) -> None:
+    """Check rules and feeds without changing anything; print every problem found.
+
+    Feeds are validated against the published warehouse's live state (if there is one),
+    exactly as a run would, including references and the removal guard.
+    """
+    import duckdb
+
+    from flows.hr_import.config import load_hr_import_rules
+    from flows.hr_import.importer import ImportContext, RemovalGuardError, import_feeds
+    from flows.pipeline import parse_as_of
+    from flows.settings import load_settings
+    from flows.state_schema import ensure_state_schema
+    from flows.warehouse import warehouse_paths
+
+    settings = load_settings(feeds=feeds, rules=rules, warehouse=warehouse)
+    hr_rules = load_hr_import_rules(settings.rules)
+    click.echo(f"rules: {settings.rules}/hr_import.yaml ok")
+    paths = warehouse_paths(settings.warehouse)
+    con = duckdb.connect()
+    ensure_state_schema(con)
+    if paths.published.exists():
+        con.execute("attach ? as published (read_only)", [str(paths.published)])
+        for (table,) in con.execute(
+            "select table_name from information_schema.tables where table_catalog = 'published' and table_schema = 'hr'"
+        ).fetchall():
+            con.execute(f'insert into hr."{table}" select * from published.hr."{table}"')  # noqa: S608 - catalog names
+    context = ImportContext(run_id="validate", run_ordinal=1, as_of=parse_as_of(as_of, settings.site_timezone),
+                            site_tz=settings.site_timezone, archive_dir=Path(tempfile.mkdtemp(prefix="learnops-validate-")))
+    problems = 0
+    try:
+        summary = import_feeds(con, settings.feeds, hr_rules, context)
+    except RemovalGuardError as err:
+        raise CommandFailed(str(err)) from None
+    for element in summary.elements:
+        state = "no file" if element.status == "missing" else f"{element.rows_read} rows, {element.rows_rejected} rejected"
+        click.echo(f"feed {element.element}: {state}")
+    for warning in summary.warnings:
+        click.echo(f"warning: {warning}")
+    for file, line, record, code, reason in con.execute(
+        "select file, row_number, record_id, reason_code, reason from learnops.import_reject_log order by element, row_number"
+    ).fetchall():
+        problems += 1
+        click.echo(f"{settings.feeds / file}:{line}: [{record}] {code}: {reason}")
+    if problems:
+        raise CommandFailed(f"{problems} row(s) would be rejected")
+    click.echo("all feeds valid")
+
+
+@main.command()
+@click.option("--users", type=click.IntRange(min=10), default=2000, show_default=True, help="Size of the organisation.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("demo_output"), show_default=True,
+              help="Where the feeds, warehouse and state go.")
+@click.option("--engine", type=click.Choice(["prefect", "local"]), default="prefect", show_default=True)
+@_one_line_errors
+def demo(users: int, seed: int, out: Path, engine: str) -> None:
+    """Generate a realistic organisation and run the pipeline on two consecutive days."""
+    from flows.demo.generator import generate_feeds
+
+    warehouse = out / "warehouse.duckdb"
+    for day, as_of in enumerate(DEMO_AS_OF):
+        feeds = out / f"feeds_day{day + 1}"
+        report = generate_feeds(feeds, users, seed=seed, epoch=day)
+        click.echo(f"day {day + 1}: generated {report.rows.get('user', 0)} users into {feeds} "
+                   f"({len(report.bad_rows)} deliberately bad rows)")
+        result = _run(feeds, REPO_ROOT / "rules", warehouse, as_of, (), engine, None)
+        _print_summary(result)
+    click.echo(f"\nquery it: duckdb -readonly {warehouse.resolve()} \"select * from dim_user limit 5\"")
+
+
+@main.command()
+@click.option("--users", type=click.IntRange(min=10), required=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--epoch", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Rounds of churn (leavers, joiners, moves) applied to the organisation.")
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+def generate(users: int, seed: int, epoch: int, out: Path) -> None:
+    """Write a deterministic organisation as Totara-format feed files."""
+    from flows.demo.generator import generate_feeds
+
+    report = generate_feeds(out, users, seed=seed, epoch=epoch)
+    for element, count in report.rows.items():
+        click.echo(f"{element:<18} {count:>10} rows")
+
+
+@main.command("restore-feeds")
+@click.argument("run_id")
+@click.option("--warehouse", type=click.Path(path_type=Path), help="Published DuckDB file [LEARNOPS_WAREHOUSE].")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Directory to write the files to.")
+@_one_line_errors
+def restore_feeds(run_id: str, warehouse: Path | None, out: Path) -> None:
+    """Write the feed files RUN_ID read back from the archive, to replay that run."""
+    from flows.hr_import.archive import restore_file
+    from flows.settings import load_settings
+    from flows.warehouse import open_published, warehouse_paths
+
+    paths = warehouse_paths(load_settings(warehouse=warehouse).warehouse)
+    with open_published(paths) as con:
+        rows = con.execute(
+            "select file, stored_path from learnops.archive_file where run_id = ?", [run_id]
+        ).fetchall()
+        as_of: datetime | None = (con.execute("select as_of from learnops.run_log where run_id = ?", [run_id]).fetchone() or [None])[0]
+    if not rows:
+        raise CommandFailed(f"no archived files for run {run_id}")
+    for file, stored in rows:
+        restore_file(paths.archive_dir, stored, out / file)
+        click.echo(f"restored {out / file}")
+    if as_of is not None:
+        click.echo(f"replay with: learnops run --feeds {out} --as-of {as_of:%Y-%m-%dT%H:%M:%SZ} --warehouse NEW_FILE")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""One pipeline run (SPEC §2): lock, import, build, publish — as a Prefect flow.
+
+The stages are plain functions (:func:`import_stage`, :func:`build_stage`,
+:func:`publish_stage`) that tests call directly; :func:`pipeline_flow` sequences them as a
+handful of coarse Prefect tasks. :func:`run_pipeline` runs the same sequence with or without
+Prefect. Nothing reaches the published warehouse unless every stage passed; a failed run is
+then recorded in the run log by the same atomic copy-and-replace.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+
+from flows.hr_import.archive import prune_archive
+from flows.hr_import.config import HrImportRules, load_hr_import_rules
+from flows.hr_import.importer import ImportContext, ImportSummary, import_feeds
+from flows.warehouse import (
+    WarehousePaths,
+    count_runs,
+    last_published_run,
+    prepare_building_copy,
+    publish,
+    warehouse_paths,
+    writer_lock,
+)
+
+
+class RunRefusedError(RuntimeError):
+    """The run cannot start (as-of before the last published run, invalid rules...)."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything that determines a run, besides the published state."""
+
+    feeds: Path
+    rules: Path
+    warehouse: Path
+    as_of: datetime  # naive UTC
+    site_timezone: str = "UTC"
+    allow_mass_removal: frozenset[str] = frozenset()
+    lock_wait_seconds: float = 0.0
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    as_of: datetime
+    warehouse: Path
+    status: str = "running"
+    message: str = ""
+    summary: ImportSummary | None = None
+    models_built: int = 0
+    tests_passed: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def parse_as_of(text: str | None, site_timezone: str) -> datetime:
+    """ISO 8601 text -> naive UTC. No zone means the site timezone; a date means its start."""
+    if not text:
+        return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            value = datetime.combine(date.fromisoformat(text), datetime.min.time())
+        except ValueError:
+            raise RunRefusedError(f"--as-of '{text}' is not ISO 8601 (e.g. 2026-11-22T06:00:00Z)") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(site_timezone))
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+# --- stages ---------------------------------------------------------------------------------
+
+
+def start_run(request: RunRequest, paths: WarehousePaths) -> tuple[RunResult, HrImportRules]:
+    """Check the rules and the as-of, and prepare the building copy with this run's context."""
+    rules = load_hr_import_rules(request.rules)  # a broken rules file stops here, nothing read
+    last = last_published_run(paths)
+    if last is not None and request.as_of < last[1]:
+        raise RunRefusedError(
+            f"--as-of {request.as_of:%Y-%m-%dT%H:%M:%SZ} is earlier than the last published run "
+            f"{last[0]} (as of {last[1]:%Y-%m-%dT%H:%M:%SZ}); runs must move forward in time"
+        )
+    run_id = f"{request.as_of:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    result = RunResult(run_id=run_id, as_of=request.as_of, warehouse=paths.published)
+    building = prepare_building_copy(paths)
+    with duckdb.connect(str(building)) as con:
+        con.execute("delete from learnops.run_context")
+        con.execute("insert into learnops.run_context values (?, ?)", [run_id, request.as_of])
+        con.execute(
+            "insert into learnops.run_log (run_id, as_of, started_at, status) values (?, ?, ?, 'running')",
+            [run_id, request.as_of, _now()],
+        )
+    return result, rules
+
+
+def import_stage(request: RunRequest, paths: WarehousePaths, result: RunResult, rules: HrImportRules) -> ImportSummary:
+    """Read, validate and apply every feed into the building copy."""
+    with duckdb.connect(str(paths.building)) as con:
+        context = ImportContext(
+            run_id=result.run_id,
+            run_ordinal=count_runs(con),
+            as_of=request.as_of,
+            site_tz=request.site_timezone,
+            archive_dir=paths.archive_dir,
+            allow_mass_removal=request.allow_mass_removal,
+        )
+        summary = import_feeds(con, request.feeds, rules, context)
+        con.execute("update learnops.run_log set summary = ? where run_id = ?", [summary.to_json(), result.run_id])
+    result.summary = summary
+    return summary
+
+
+def build_stage(paths: WarehousePaths, result: RunResult) -> None:
+    """dbt build of every model and test into the building copy."""
+    from flows.build import build_warehouse  # dbt's import is slow: only when building
+
+    built = build_warehouse(paths.building, state_dir=paths.state_dir)
+    result.models_built, result.tests_passed = built.models_built, built.tests_passed
+
+
+def publish_stage(paths: WarehousePaths, result: RunResult, rules: HrImportRules) -> None:
+    """Mark the run succeeded and swap the building copy in."""
+    with duckdb.connect(str(paths.building)) as con:
+        con.execute(
+            "update learnops.run_log set status = 'succeeded', finished_at = ?, message = ? where run_id = ?",
+            [_now(), _success_message(result), result.run_id],
+        )
+    publish(paths)
+    result.status = "succeeded"
+    result.message = _success_message(result)
+    prune_archive(paths.archive_dir, rules.archive.retention_days)
+
+
+def record_failure(paths: WarehousePaths, result: RunResult, error: BaseException) -> None:
+    """Publish the previous state again with only this failed run added to the run log."""
+    result.status, result.message = "failed", describe_error(error)
+    prepare_building_copy(paths)
+    with duckdb.connect(str(paths.building)) as con:
+        con.execute("delete from learnops.run_log where run_id = ?", [result.run_id])
+        con.execute(
+            "insert into learnops.run_log (run_id, as_of, started_at, finished_at, status, message) "
+            "values (?, ?, ?, ?, 'failed', ?)",
+            [result.run_id, result.as_of, _now(), _now(), result.message],
+        )
+    publish(paths)
+
+
+def describe_error(error: BaseException) -> str:
+    """One line a person can act on (no stack trace)."""
+    text = str(error).strip() or type(error).__name__
+    return " ".join(text.split())
+
+
+def _success_message(result: RunResult) -> str:
+    rejected = result.summary.rows_rejected if result.summary else 0
+    return f"{result.models_built} models built, {result.tests_passed} tests passed, {rejected} rows rejected"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+# --- sequencing ----------------------------------------------------------------------------
+
+def run_pipeline(request: RunRequest, *, task: Callable[..., Any] | None = None) -> RunResult:
+    """Run every stage under the writer lock. `task` wraps each stage (Prefect or plain)."""
+    call = task or (lambda fn, *args, **_: fn(*args))
+    paths = warehouse_paths(request.warehouse)
+    with writer_lock(paths, wait_seconds=request.lock_wait_seconds):
+        result, rules = start_run(request, paths)
+        try:
+            for name, stage, args in (
+                ("import", import_stage, (request, paths, result, rules)),
+                ("build", build_stage, (paths, result)),
+                ("publish", publish_stage, (paths, result, rules)),
+            ):
+                started = time.perf_counter()
+                call(stage, *args, name=name)
+                result.stage_seconds[name] = round(time.perf_counter() - started, 3)
+        except BaseException as error:
+            record_failure(paths, result, error)
+            raise
+    return result

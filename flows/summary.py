@@ -1,0 +1,35 @@
+"""The run summary people read: in the terminal and as a Prefect artifact."""
+
+from __future__ import annotations
+
+from flows.pipeline import RunResult
+
+
+def summary_lines(result: RunResult) -> list[str]:
+    """Rows imported per element, rejects with their top reasons, what was built, where."""
+    lines = [f"run {result.run_id} as of {result.as_of:%Y-%m-%dT%H:%M:%SZ}: {result.status}"]
+    if result.summary is not None:
+        for e in result.summary.elements:
+            if e.status == "missing":
+                lines.append(f"  {e.element:<18} no file: live state kept as it was")
+                continue
+            line = (
+                f"  {e.element:<18} {e.rows_read:>9} read {e.rows_accepted:>9} accepted "
+                f"{e.rows_rejected:>6} rejected | +{e.added} ~{e.updated} -{e.removed}"
+            )
+            if e.top_reasons:
+                line += " | " + ", ".join(f"{code} {n}" for code, n in e.top_reasons.items())
+            lines.append(line)
+            lines.extend(f"    note: {note}" for note in e.notes)
+        lines.extend(f"  warning: {w}" for w in result.summary.warnings)
+    lines.append(f"  dbt: {result.models_built} models built, {result.tests_passed} tests passed")
+    if result.stage_seconds:
+        timings = ", ".join(f"{k} {v:.1f}s" for k, v in result.stage_seconds.items())
+        lines.append(f"  time: {timings}")
+    lines.append(f"  warehouse: {result.warehouse} (rejected rows: select * from import_reject)")
+    return lines
+
+
+def render_markdown(result: RunResult) -> str:
+    """The same summary as a Markdown artifact."""
+    return "```\n" + "\n".join(summary_lines(result)) + "\n```\n"
