@@ -35,7 +35,8 @@ class Change:
     updated: int = 0
     removed: int = 0  # counted against max_removed_fraction
     live_before: int = 0
-    cascaded: int = 0  # removed as a consequence of another removal (not guarded)
+    cascaded: int = 0  # removed as a consequence of another removal (a subtree: guarded
+    # with `removed`; jobs of removed users: guarded at the user element)
     notes: list[str] = field(default_factory=list)
 
 
@@ -109,20 +110,46 @@ def merge_rows(
         for c in old.columns
         if c not in mapped
     ]
-    return joined.select([*exprs, *carried, pl.col(LINE_COLUMN)]).select(
-        [*old.columns, LINE_COLUMN]
-    ).cast({c: t for c, t in old.schema.items()})
+    return (
+        joined.select([*exprs, *carried, pl.col(LINE_COLUMN)])
+        .select([*old.columns, LINE_COLUMN])
+        .cast({c: t for c, t in old.schema.items()})
+    )
 
 
 def key_in(column: str, values: pl.Series | list[str] | set[str]) -> pl.Expr:
     return pl.col(column).is_in(pl.Series(list(values), dtype=pl.String).implode())
 
 
+def reference_after_merge(
+    batch: Batch, column: str, stored_keys: pl.Series, stored_values: pl.Series
+) -> pl.Expr:
+    """The reference (parent, manager) a row leaves in place once merged: its cell, or the
+    stored value when the cell is empty under `empty_fields: keep` or the file lacks the
+    column (as :func:`merge_rows` does). Checks of parents and cycles must see this value,
+    not the bare cell, or a kept reference slips past them. Text, '' = none."""
+    given = pl.col(column).str.strip_chars() if column in batch.columns else pl.lit("")
+    if column in batch.columns and batch.settings.empty_fields == "erase":
+        return given
+    stored = pl.col(KEY_COLUMN).replace_strict(
+        stored_keys.cast(pl.String),
+        stored_values.cast(pl.String).fill_null(""),
+        default="",
+        return_dtype=pl.String,
+    )
+    return pl.when(given != "").then(given).otherwise(stored)
+
+
 # --- custom fields -------------------------------------------------------------------------
 
 
 def apply_custom_fields(
-    old: pl.DataFrame, rows: pl.DataFrame, batch: Batch, id_column: str, site_tz: str, live_ids: set[str]
+    old: pl.DataFrame,
+    rows: pl.DataFrame,
+    batch: Batch,
+    id_column: str,
+    site_tz: str,
+    live_ids: set[str],
 ) -> pl.DataFrame:
     """Long (id, field_name, value) table after the rows' `customfield_*` cells."""
     custom = [c for c in batch.columns if c.startswith(CUSTOM_FIELD_PREFIX)]
@@ -133,8 +160,12 @@ def apply_custom_fields(
         declared = batch.settings.custom_fields.get(name)
         value = pl.col(column).str.strip_chars()
         if declared is not None and declared.type == "date":
-            value = pl.when(value == "").then(pl.lit("")).otherwise(
-                parse_date(pl.col(column), batch.settings.date_format, site_tz).cast(pl.String)
+            value = (
+                pl.when(value == "")
+                .then(pl.lit(""))
+                .otherwise(
+                    parse_date(pl.col(column), batch.settings.date_format, site_tz).cast(pl.String)
+                )
             )
         updates.append(
             rows.select(
@@ -147,8 +178,11 @@ def apply_custom_fields(
     if not updates:
         return result
     new = pl.concat(updates)
+    new = new.filter(key_in(id_column, live_ids))  # a removed record keeps no fields
     touched = new if erase else new.filter(pl.col("value") != "")
-    result = result.join(touched.select(id_column, "field_name"), on=[id_column, "field_name"], how="anti")
+    result = result.join(
+        touched.select(id_column, "field_name"), on=[id_column, "field_name"], how="anti"
+    )
     return pl.concat([result, touched.filter(pl.col("value") != "").cast(result.schema)])
 
 
@@ -178,9 +212,7 @@ def apply_hierarchy(
     delta = batch.settings.mode == "delta"
     old_ids = set(old[id_column].to_list())
     old_edges = old.select(pl.col(id_column).alias("child"), pl.col("parent_id").alias("parent"))
-    parent_text = (
-        pl.col("parentidnumber").str.strip_chars() if "parentidnumber" in batch.columns else pl.lit("")
-    )
+    parent_text = reference_after_merge(batch, "parentidnumber", old[id_column], old["parent_id"])
     file_keys = set(batch.rows[KEY_COLUMN].to_list())
 
     def plan_removal() -> tuple[set[str], set[str]]:
@@ -201,15 +233,22 @@ def apply_hierarchy(
         if delta:
             exist = (old_ids - direct - cascade) | set(live_rows[KEY_COLUMN].to_list())
         else:
-            exist = set(live_rows[KEY_COLUMN].to_list()) | (set(batch.rejected_keys().to_list()) & old_ids)
+            exist = set(live_rows[KEY_COLUMN].to_list()) | (
+                set(batch.rejected_keys().to_list()) & old_ids
+            )
         where = "in the live state or this file" if delta else "in this file"
         batch.reject_where(
-            (parent_text != "") & ~parent_text.is_in(pl.Series(list(exist), dtype=pl.String).implode()),
+            (parent_text != "")
+            & ~parent_text.is_in(pl.Series(list(exist), dtype=pl.String).implode()),
             "parent_not_found",
-            pl.format("parent '{}' is not " + where + ": add it or correct parentidnumber", parent_text),
+            pl.format(
+                "parent '{}' is not " + where + ": add it or correct parentidnumber", parent_text
+            ),
         )
         live_rows = batch.accepted().filter(~batch.is_deleted() if delta else pl.lit(True))
-        file_edges = live_rows.select(pl.col(KEY_COLUMN).alias("child"), parent_text.alias("parent"))
+        file_edges = live_rows.select(
+            pl.col(KEY_COLUMN).alias("child"), parent_text.alias("parent")
+        )
         final_edges = pl.concat(
             [old_edges.filter(~key_in("child", file_edges["child"])), file_edges]
         ).filter(pl.col("parent").is_not_null() & (pl.col("parent") != ""))
@@ -243,9 +282,13 @@ def apply_hierarchy(
     live_rows = batch.accepted().filter(~batch.is_deleted() if delta else pl.lit(True))
     live_rows = live_rows.with_columns(pl.lit(run_id).alias("_run"))
     columns = hierarchy_columns(id_column, "aggregation_method" in old.columns)
-    merged = merge_rows(old, live_rows, key=[id_column], columns=columns, batch=batch, site_tz=site_tz)
+    merged = merge_rows(
+        old, live_rows, key=[id_column], columns=columns, batch=batch, site_tz=site_tz
+    )
     merged = merged.with_columns(pl.col("first_seen_run_id").fill_null(run_id)).drop(LINE_COLUMN)
-    untouched = old.filter(~key_in(id_column, merged[id_column]) & ~key_in(id_column, direct | cascade))
+    untouched = old.filter(
+        ~key_in(id_column, merged[id_column]) & ~key_in(id_column, direct | cascade)
+    )
     new = pl.concat([untouched, merged])
     change.added = len(set(merged[id_column].to_list()) - old_ids)
     change.updated = _count_updated(old, merged, id_column)
@@ -281,7 +324,9 @@ USER_COLUMNS = [
 ]
 
 
-def apply_users(old: pl.DataFrame, batch: Batch, *, run_id: str, site_tz: str) -> tuple[pl.DataFrame, Change]:
+def apply_users(
+    old: pl.DataFrame, batch: Batch, *, run_id: str, site_tz: str
+) -> tuple[pl.DataFrame, Change]:
     """Users: unique username and e-mail against live users, removal per `on_remove`."""
     settings = batch.settings
     uppercase = batch.accepted().filter(pl.col("username") != pl.col("username").str.to_lowercase())
@@ -307,20 +352,36 @@ def apply_users(old: pl.DataFrame, batch: Batch, *, run_id: str, site_tz: str) -
             f"never imported; nothing to remove"
         )
 
-    merged = merge_rows(old, present, key=["user_id"], columns=USER_COLUMNS, batch=batch, site_tz=site_tz)
-    merged = merged.with_columns(
-        pl.col("is_suspended").fill_null(False),
-        pl.col("email_stop").fill_null(False),
-        pl.col("first_seen_run_id").fill_null(run_id),
-    ).with_columns(
-        pl.when(pl.col("is_suspended")).then(pl.lit("suspended")).otherwise(pl.lit("active")).alias("status"),
-        pl.when(pl.col("is_suspended")).then(pl.lit("suspended in the HR feed")).alias("removed_reason"),
-    ).drop(LINE_COLUMN)
+    merged = merge_rows(
+        old, present, key=["user_id"], columns=USER_COLUMNS, batch=batch, site_tz=site_tz
+    )
+    merged = (
+        merged.with_columns(
+            pl.col("is_suspended").fill_null(False),
+            pl.col("email_stop").fill_null(False),
+            pl.col("first_seen_run_id").fill_null(run_id),
+        )
+        .with_columns(
+            pl.when(pl.col("is_suspended"))
+            .then(pl.lit("suspended"))
+            .otherwise(pl.lit("active"))
+            .alias("status"),
+            pl.when(pl.col("is_suspended"))
+            .then(pl.lit("suspended in the HR feed"))
+            .alias("removed_reason"),
+        )
+        .drop(LINE_COLUMN)
+    )
 
     live_before = old.filter(pl.col("status") != "deleted")
-    removable = live_before.filter(pl.col("removed_reason").is_null() | (pl.col("removed_reason") == "suspended in the HR feed"))
+    removable = live_before.filter(
+        pl.col("removed_reason").is_null()
+        | (pl.col("removed_reason") == "suspended in the HR feed")
+    )
     by_flag = set(deleted_rows[KEY_COLUMN].to_list()) & set(removable["user_id"].to_list())
-    by_absence = set() if settings.mode == "delta" else set(removable["user_id"].to_list()) - file_keys
+    by_absence = (
+        set() if settings.mode == "delta" else set(removable["user_id"].to_list()) - file_keys
+    )
     change = Change(live_before=live_before.height)
     untouched = old.filter(~key_in("user_id", merged["user_id"]))
     if settings.on_remove != "keep":
@@ -332,8 +393,14 @@ def apply_users(old: pl.DataFrame, batch: Batch, *, run_id: str, site_tz: str) -
         )
         targets = by_flag | by_absence
         untouched = untouched.with_columns(
-            pl.when(key_in("user_id", targets)).then(pl.lit(status)).otherwise(pl.col("status")).alias("status"),
-            pl.when(key_in("user_id", targets)).then(reason).otherwise(pl.col("removed_reason")).alias("removed_reason"),
+            pl.when(key_in("user_id", targets))
+            .then(pl.lit(status))
+            .otherwise(pl.col("status"))
+            .alias("status"),
+            pl.when(key_in("user_id", targets))
+            .then(reason)
+            .otherwise(pl.col("removed_reason"))
+            .alias("removed_reason"),
         )
         change.removed = len(targets)
     new = pl.concat([untouched, merged.cast(untouched.schema)])
@@ -343,22 +410,29 @@ def apply_users(old: pl.DataFrame, batch: Batch, *, run_id: str, site_tz: str) -
 
 
 def _reject_taken(batch: Batch, old: pl.DataFrame, column: str, code: str) -> None:
-    """A value held by another live user (not re-sent in this file) cannot be reused."""
+    """A value another live user keeps after this run cannot be reused.
+
+    A live user keeps their stored value unless an accepted row of this file gives them a new
+    one (or removes them for good), so a rejected row, an empty cell or a suspension leaves
+    the value taken. Rejecting a row can keep a value taken, hence the passes.
+    """
     from flows.hr_import.validate import reject_duplicates_in_column
 
     reject_duplicates_in_column(batch, column, code.replace("_taken", "_duplicate"), column)
-    file_keys = batch.rows[KEY_COLUMN]
-    others = old.filter(
-        (pl.col("status") != "deleted") & ~key_in("user_id", file_keys) & pl.col(column).is_not_null()
-    ).select(pl.col(column).str.to_lowercase().alias("_taken"), pl.col("user_id").alias("_holder"))
     normal = pl.col(column).str.strip_chars().str.to_lowercase()
-    hits = (
-        batch.accepted()
-        .filter(~batch.is_deleted())
-        .with_columns(normal.alias("_taken"))
-        .join(others, on="_taken")
+    holders = old.filter((pl.col("status") != "deleted") & pl.col(column).is_not_null()).select(
+        pl.col(column).str.to_lowercase().alias("_taken"), pl.col("user_id").alias("_holder")
     )
-    if hits.height:
+    for _ in range(_MAX_PASSES):
+        accepted = batch.accepted().with_columns(normal.alias("_taken"))
+        sending = accepted.filter(~batch.is_deleted())
+        releasing = sending.filter(pl.col("_taken") != "")[KEY_COLUMN]
+        if batch.settings.on_remove == "delete":
+            releasing = pl.concat([releasing, accepted.filter(batch.is_deleted())[KEY_COLUMN]])
+        others = holders.filter(~key_in("_holder", releasing))
+        hits = sending.join(others, on="_taken").filter(pl.col(KEY_COLUMN) != pl.col("_holder"))
+        if not hits.height:
+            break
         batch.reject(
             hits.select(
                 pl.col(LINE_COLUMN),
@@ -413,9 +487,15 @@ def apply_jobs(
     users_gone = ~key_in("user_id", context.live_user_ids)
     cascaded = survivors.filter(users_gone).height
     survivors = survivors.filter(~users_gone).with_columns(
-        pl.when(key_in("organisation_id", context.organisation_ids)).then(pl.col("organisation_id")).alias("organisation_id"),
-        pl.when(key_in("position_id", context.position_ids)).then(pl.col("position_id")).alias("position_id"),
-        pl.when(key_in("appraiser_user_id", context.live_user_ids)).then(pl.col("appraiser_user_id")).alias("appraiser_user_id"),
+        pl.when(key_in("organisation_id", context.organisation_ids))
+        .then(pl.col("organisation_id"))
+        .alias("organisation_id"),
+        pl.when(key_in("position_id", context.position_ids))
+        .then(pl.col("position_id"))
+        .alias("position_id"),
+        pl.when(key_in("appraiser_user_id", context.live_user_ids))
+        .then(pl.col("appraiser_user_id"))
+        .alias("appraiser_user_id"),
     )
     manager_ok = key_in("manager_user_id", context.live_user_ids)
     survivors = survivors.with_columns(
@@ -423,7 +503,9 @@ def apply_jobs(
         pl.when(manager_ok).then(pl.col("manager_job_id")).alias("manager_job_id"),
     )
     jobs = survivors.select(
-        pl.col("user_id").alias("manager_user_id"), pl.col("job_id").alias("manager_job_id"), pl.lit(True).alias("_ok")
+        pl.col("user_id").alias("manager_user_id"),
+        pl.col("job_id").alias("manager_job_id"),
+        pl.lit(True).alias("_ok"),
     )
     survivors = (
         survivors.join(jobs, on=["manager_user_id", "manager_job_id"], how="left")
@@ -438,8 +520,16 @@ def _apply_job_file(
     old: pl.DataFrame, batch: Batch, context: JobContext, site_tz: str
 ) -> tuple[pl.DataFrame, Change]:
     delta = batch.settings.mode == "delta"
-    text = {c: (pl.col(c).str.strip_chars() if c in batch.columns else pl.lit("")) for c in
-            ("orgidnumber", "posidnumber", "manageridnumber", "managerjobassignmentidnumber", "appraiseridnumber")}
+    text = {
+        c: (pl.col(c).str.strip_chars() if c in batch.columns else pl.lit(""))
+        for c in (
+            "orgidnumber",
+            "posidnumber",
+            "manageridnumber",
+            "managerjobassignmentidnumber",
+            "appraiseridnumber",
+        )
+    }
     users = pl.Series(list(context.live_user_ids), dtype=pl.String).implode()
 
     def missing(expr: pl.Expr, known: pl.Expr) -> pl.Expr:
@@ -448,7 +538,10 @@ def _apply_job_file(
     batch.reject_where(
         ~pl.col("useridnumber").str.strip_chars().is_in(users),
         "user_not_found",
-        pl.format("user '{}' is not a live user: import the user first or correct useridnumber", pl.col("useridnumber")),
+        pl.format(
+            "user '{}' is not a live user: import the user first or correct useridnumber",
+            pl.col("useridnumber"),
+        ),
     )
     checks = [
         ("orgidnumber", "organisation_not_found", context.organisation_ids, "organisation"),
@@ -460,65 +553,110 @@ def _apply_job_file(
         batch.reject_where(
             missing(text[column], pl.Series(list(known), dtype=pl.String).implode()),
             code,
-            pl.format(f"{label} '{{}}' does not exist (or is removed): correct {column}", text[column]),
+            pl.format(
+                f"{label} '{{}}' does not exist (or is removed): correct {column}", text[column]
+            ),
         )
     batch.reject_where(
-        (text["manageridnumber"] != "") & (text["manageridnumber"] == pl.col("useridnumber").str.strip_chars()),
+        (text["manageridnumber"] != "")
+        & (text["manageridnumber"] == pl.col("useridnumber").str.strip_chars()),
         "self_manager",
-        pl.format("user '{}' cannot manage themselves: correct manageridnumber", pl.col("useridnumber")),
+        pl.format(
+            "user '{}' cannot manage themselves: correct manageridnumber", pl.col("useridnumber")
+        ),
     )
     batch.reject_where(
         (text["managerjobassignmentidnumber"] != "") & (text["manageridnumber"] == ""),
         "manager_job_not_found",
         pl.lit("managerjobassignmentidnumber is set without manageridnumber: give the manager too"),
     )
-    start = parse_date(pl.col("startdate"), batch.settings.date_format, site_tz) if "startdate" in batch.columns else pl.lit(None)
-    end = parse_date(pl.col("enddate"), batch.settings.date_format, site_tz) if "enddate" in batch.columns else pl.lit(None)
+    start = (
+        parse_date(pl.col("startdate"), batch.settings.date_format, site_tz)
+        if "startdate" in batch.columns
+        else pl.lit(None)
+    )
+    end = (
+        parse_date(pl.col("enddate"), batch.settings.date_format, site_tz)
+        if "enddate" in batch.columns
+        else pl.lit(None)
+    )
     batch.reject_where(
         start.is_not_null() & end.is_not_null() & (start > end),
         "start_after_end",
-        pl.format("startdate {} is after enddate {}: correct one of them", pl.col("startdate"), pl.col("enddate")) if "enddate" in batch.columns else pl.lit(""),
+        pl.format(
+            "startdate {} is after enddate {}: correct one of them",
+            pl.col("startdate"),
+            pl.col("enddate"),
+        )
+        if "enddate" in batch.columns
+        else pl.lit(""),
     )
 
     file_keys = batch.rows[KEY_COLUMN]
+    old_keys = old.select(pl.concat_str(["user_id", "job_id"], separator="/"))[:, 0]
+    manager = reference_after_merge(batch, "manageridnumber", old_keys, old["manager_user_id"])
     for _ in range(_MAX_PASSES):
         before = batch.rejects.height
         live_rows = batch.accepted().filter(~batch.is_deleted() if delta else pl.lit(True))
         if delta:
             removed_keys = batch.accepted().filter(batch.is_deleted())[KEY_COLUMN]
-            kept_old = old.with_columns(pl.concat_str(["user_id", "job_id"], separator="/").alias("_k")).filter(
-                ~key_in("_k", removed_keys) & ~key_in("_k", live_rows[KEY_COLUMN])
-            ).drop("_k")
+            kept_old = (
+                old.with_columns(pl.concat_str(["user_id", "job_id"], separator="/").alias("_k"))
+                .filter(~key_in("_k", removed_keys) & ~key_in("_k", live_rows[KEY_COLUMN]))
+                .drop("_k")
+            )
         else:
             held = batch.rejected_keys()
-            kept_old = old.with_columns(pl.concat_str(["user_id", "job_id"], separator="/").alias("_k")).filter(
-                key_in("_k", held)
-            ).drop("_k")
+            kept_old = (
+                old.with_columns(pl.concat_str(["user_id", "job_id"], separator="/").alias("_k"))
+                .filter(key_in("_k", held))
+                .drop("_k")
+            )
         known_jobs = pl.concat(
             [
                 kept_old.select("user_id", "job_id"),
-                live_rows.select(pl.col("useridnumber").str.strip_chars().alias("user_id"), pl.col("idnumber").str.strip_chars().alias("job_id")),
+                live_rows.select(
+                    pl.col("useridnumber").str.strip_chars().alias("user_id"),
+                    pl.col("idnumber").str.strip_chars().alias("job_id"),
+                ),
             ]
         ).select(pl.concat_str(["user_id", "job_id"], separator="/").alias("k"))["k"]
-        manager_job = pl.concat_str([text["manageridnumber"], text["managerjobassignmentidnumber"]], separator="/")
+        manager_job = pl.concat_str(
+            [text["manageridnumber"], text["managerjobassignmentidnumber"]], separator="/"
+        )
         batch.reject_where(
             (text["managerjobassignmentidnumber"] != "") & ~manager_job.is_in(known_jobs.implode()),
             "manager_job_not_found",
-            pl.format("manager '{}' has no job '{}': correct managerjobassignmentidnumber", text["manageridnumber"], text["managerjobassignmentidnumber"]),
+            pl.format(
+                "manager '{}' has no job '{}': correct managerjobassignmentidnumber",
+                text["manageridnumber"],
+                text["managerjobassignmentidnumber"],
+            ),
         )
         live_rows = batch.accepted().filter(~batch.is_deleted() if delta else pl.lit(True))
         edges = pl.concat(
             [
-                kept_old.select(pl.col("user_id").alias("child"), pl.col("manager_user_id").alias("parent")),
-                live_rows.select(pl.col("useridnumber").str.strip_chars().alias("child"), text["manageridnumber"].alias("parent")),
+                kept_old.select(
+                    pl.col("user_id").alias("child"), pl.col("manager_user_id").alias("parent")
+                ),
+                live_rows.select(
+                    pl.col("useridnumber").str.strip_chars().alias("child"), manager.alias("parent")
+                ),
             ]
         ).filter(pl.col("parent").is_not_null() & (pl.col("parent") != ""))
         on_cycle = nodes_on_cycles(edges)
         if on_cycle:
             batch.reject_where(
-                key_in("useridnumber", on_cycle) & key_in("manageridnumber", on_cycle),
+                pl.col("useridnumber")
+                .str.strip_chars()
+                .is_in(pl.Series(list(on_cycle), dtype=pl.String).implode())
+                & manager.is_in(pl.Series(list(on_cycle), dtype=pl.String).implode()),
                 "management_cycle",
-                pl.format("user '{}' would manage themselves through manager '{}': break the loop", pl.col("useridnumber"), text["manageridnumber"]),
+                pl.format(
+                    "user '{}' would manage themselves through manager '{}': break the loop",
+                    pl.col("useridnumber"),
+                    manager,
+                ),
             )
         if batch.rejects.height == before:
             break
@@ -532,11 +670,29 @@ def _apply_job_file(
         direct = set(old_keyed["_k"].to_list()) - set(file_keys.to_list())
     direct &= set(old_keyed["_k"].to_list())
     ordinal_base = context.run_ordinal * 10_000_000_000
-    live_rows = live_rows.with_columns(pl.col("useridnumber").str.strip_chars(), pl.col("idnumber").str.strip_chars())
-    merged = merge_rows(old, live_rows, key=["user_id", "job_id"], columns=JOB_COLUMNS, batch=batch, site_tz=site_tz)
+    live_rows = live_rows.with_columns(
+        pl.col("useridnumber").str.strip_chars(), pl.col("idnumber").str.strip_chars()
+    )
+    merged = merge_rows(
+        old, live_rows, key=["user_id", "job_id"], columns=JOB_COLUMNS, batch=batch, site_tz=site_tz
+    )
+    # A stored manager job belongs to the stored manager: a new manager without a job means
+    # "their first job", not the old manager's job id carried over by empty_fields: keep.
+    stored_manager = pl.col(KEY_COLUMN).replace_strict(
+        old_keys, old["manager_user_id"].fill_null(""), default="", return_dtype=pl.String
+    )
+    new_manager_without_job = live_rows.filter(
+        (text["manageridnumber"] != "")
+        & (text["manageridnumber"] != stored_manager)
+        & (text["managerjobassignmentidnumber"] == "")
+    )[LINE_COLUMN]
     merged = merged.with_columns(
         pl.col("first_seen_order").fill_null(pl.col(LINE_COLUMN) + ordinal_base),
         pl.col("first_seen_run_id").fill_null(pl.lit(context.run_id)),
+        pl.when(pl.col(LINE_COLUMN).is_in(new_manager_without_job.implode()))
+        .then(None)
+        .otherwise(pl.col("manager_job_id"))
+        .alias("manager_job_id"),
     ).drop(LINE_COLUMN)
     merged_keys = merged.select(pl.concat_str(["user_id", "job_id"], separator="/"))[:, 0]
     untouched = old_keyed.filter(~key_in("_k", merged_keys) & ~key_in("_k", direct)).drop("_k")
@@ -552,8 +708,14 @@ def _apply_job_file(
 
 def apply_courses(old: pl.DataFrame, batch: Batch, *, site_tz: str) -> tuple[pl.DataFrame, Change]:
     """Courses are upserted; the LMS catalogue never shrinks by absence."""
-    columns = [Column("idnumber", "course_id"), Column("fullname", "name", never_blank=True), Column("score", "score", "integer")]
-    merged = merge_rows(old, batch.accepted(), key=["course_id"], columns=columns, batch=batch, site_tz=site_tz).drop(LINE_COLUMN)
+    columns = [
+        Column("idnumber", "course_id"),
+        Column("fullname", "name", never_blank=True),
+        Column("score", "score", "integer"),
+    ]
+    merged = merge_rows(
+        old, batch.accepted(), key=["course_id"], columns=columns, batch=batch, site_tz=site_tz
+    ).drop(LINE_COLUMN)
     new = pl.concat([old.filter(~key_in("course_id", merged["course_id"])), merged])
     return new, Change(
         live_before=old.height,
@@ -563,7 +725,13 @@ def apply_courses(old: pl.DataFrame, batch: Batch, *, site_tz: str) -> tuple[pl.
 
 
 def apply_completions(
-    old: pl.DataFrame, batch: Batch, *, known_users: set[str], course_ids: set[str], run_id: str, site_tz: str
+    old: pl.DataFrame,
+    batch: Batch,
+    *,
+    known_users: set[str],
+    course_ids: set[str],
+    run_id: str,
+    site_tz: str,
 ) -> tuple[pl.DataFrame, Change]:
     """Completions are a history: new keys are added, none is removed by absence."""
     _reject_unknown(batch, "useridnumber", known_users, "user_not_found", "user")
@@ -571,15 +739,23 @@ def apply_completions(
     rows = batch.accepted().select(
         pl.col("useridnumber").str.strip_chars().alias("user_id"),
         pl.col("courseidnumber").str.strip_chars().alias("course_id"),
-        parse_timestamp(pl.col("timecompleted"), batch.settings.date_format, site_tz).alias("completed_at"),
-        (parse_number(pl.col("grade")) if "grade" in batch.columns else pl.lit(None, pl.Float64)).alias("grade"),
+        parse_timestamp(pl.col("timecompleted"), batch.settings.date_format, site_tz).alias(
+            "completed_at"
+        ),
+        (
+            parse_number(pl.col("grade")) if "grade" in batch.columns else pl.lit(None, pl.Float64)
+        ).alias("grade"),
         pl.lit(run_id).alias("first_seen_run_id"),
     )
     key = ["user_id", "course_id", "completed_at"]
     rows = rows.unique(key, keep="first", maintain_order=True)
-    kept_first_seen = rows.join(old.select([*key, "first_seen_run_id"]), on=key, how="left", suffix="_old").with_columns(
-        pl.coalesce("first_seen_run_id_old", "first_seen_run_id").alias("first_seen_run_id")
-    ).drop("first_seen_run_id_old")
+    kept_first_seen = (
+        rows.join(old.select([*key, "first_seen_run_id"]), on=key, how="left", suffix="_old")
+        .with_columns(
+            pl.coalesce("first_seen_run_id_old", "first_seen_run_id").alias("first_seen_run_id")
+        )
+        .drop("first_seen_run_id_old")
+    )
     new = pl.concat([old.join(rows, on=key, how="anti"), kept_first_seen.cast(old.schema)])
     return new, Change(live_before=old.height, added=rows.join(old, on=key, how="anti").height)
 
@@ -594,7 +770,9 @@ def apply_access(
         Column("firstaccess", "first_access_at", "timestamp"),
         Column("lastaccess", "last_access_at", "timestamp"),
     ]
-    merged = merge_rows(old, batch.accepted(), key=["user_id"], columns=columns, batch=batch, site_tz=site_tz).drop(LINE_COLUMN)
+    merged = merge_rows(
+        old, batch.accepted(), key=["user_id"], columns=columns, batch=batch, site_tz=site_tz
+    ).drop(LINE_COLUMN)
     new = pl.concat([old.filter(~key_in("user_id", merged["user_id"])), merged])
     return new, Change(
         live_before=old.height,
@@ -607,5 +785,8 @@ def _reject_unknown(batch: Batch, column: str, known: set[str], code: str, label
     batch.reject_where(
         ~pl.col(column).str.strip_chars().is_in(pl.Series(list(known), dtype=pl.String).implode()),
         code,
-        pl.format(f"{label} '{{}}' is unknown to learnops: import it first or correct {column}", pl.col(column)),
+        pl.format(
+            f"{label} '{{}}' is unknown to learnops: import it first or correct {column}",
+            pl.col(column),
+        ),
     )

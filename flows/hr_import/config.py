@@ -47,16 +47,19 @@ class CsvSettings(_Strict):
     @classmethod
     def _one_character(cls, value: str) -> str:
         if len(value) != 1:
-            raise ValueError("must be exactly one character (write a tab as \"\\t\")")
+            raise ValueError('must be exactly one character (write a tab as "\\t")')
         return value
 
     def as_options(self) -> CsvOptions:
-        return CsvOptions(delimiter=self.delimiter, encoding=self.encoding, quote_char=self.quote_char)
+        return CsvOptions(
+            delimiter=self.delimiter, encoding=self.encoding, quote_char=self.quote_char
+        )
 
 
 class CustomFieldSettings(_Strict):
     type: Literal["text", "date", "menu", "checkbox"] = "text"
-    options: tuple[str, ...] = ()
+    # YAML gives a list; strict mode would accept only a real tuple.
+    options: tuple[str, ...] = Field(default=(), strict=False)
 
 
 class ElementOverrides(_Strict):

@@ -80,16 +80,21 @@ def _strongly_connected_members(edges: pl.DataFrame) -> set[str]:
     return members
 
 
-def descendants(edges: pl.DataFrame, roots: set[str], *, stop_at: set[str] = frozenset()) -> set[str]:
+def descendants(
+    edges: pl.DataFrame, roots: set[str], *, stop_at: set[str] = frozenset()
+) -> set[str]:
     """Every node below `roots` (roots excluded), not walking through `stop_at` nodes."""
     found: set[str] = set()
     frontier = roots
     for _ in range(MAX_DEPTH):
         if not frontier:
             break
-        children = set(
-            edges.filter(pl.col("parent").is_in(list(frontier)))["child"].to_list()
-        ) - found - roots - set(stop_at)
+        children = (
+            set(edges.filter(pl.col("parent").is_in(list(frontier)))["child"].to_list())
+            - found
+            - roots
+            - set(stop_at)
+        )
         found |= children
         frontier = children
     return found

@@ -74,7 +74,9 @@ class ImportSummary:
         return sum(e.rows_rejected for e in self.elements)
 
     def to_json(self) -> str:
-        return json.dumps({"elements": [asdict(e) for e in self.elements], "warnings": self.warnings})
+        return json.dumps(
+            {"elements": [asdict(e) for e in self.elements], "warnings": self.warnings}
+        )
 
 
 @dataclass
@@ -111,9 +113,12 @@ def read_and_check(path: Path, settings: ElementSettings, site_tz: str) -> Batch
 
 def load_live_state(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
     """Every hr.* table as a polars frame."""
-    tables = [name for (name,) in con.execute(
-        "select table_name from information_schema.tables where table_schema = 'hr'"
-    ).fetchall()]
+    tables = [
+        name
+        for (name,) in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'hr'"
+        ).fetchall()
+    ]
     return {name: con.sql(f'select * from hr."{name}"').pl() for name in tables}  # noqa: S608 - names from the catalog
 
 
@@ -131,8 +136,12 @@ def import_feeds(
     for name in ELEMENTS:
         settings = rules.element(name)
         path = find_feed_file(feeds_dir, settings)
-        result = ElementResult(element=name, file=path.name if path else None,
-                               status="imported" if path else "missing", mode=settings.mode)
+        result = ElementResult(
+            element=name,
+            file=path.name if path else None,
+            status="imported" if path else "missing",
+            mode=settings.mode,
+        )
         batch = read_and_check(path, settings, context.site_tz) if path else None
         change = _apply_element(name, batch, live, new, context)
         if batch is not None:
@@ -140,30 +149,49 @@ def import_feeds(
             warnings.extend(batch.warnings)
             _fill_counts(result, batch)
         if change is not None:
-            result.added, result.updated, result.removed = change.added, change.updated, change.removed
-            result.cascaded, result.live_before, result.notes = change.cascaded, change.live_before, change.notes
+            result.added, result.updated, result.removed = (
+                change.added,
+                change.updated,
+                change.removed,
+            )
+            result.cascaded, result.live_before, result.notes = (
+                change.cascaded,
+                change.live_before,
+                change.notes,
+            )
         results.append(result)
 
     _guard_removals(results, rules, context.allow_mass_removal)
-    _write_live_state(con, new)
+    _write_live_state(con, {t: f for t, f in new.items() if f is not live[t]})
     _write_rejects(con, batches, context.run_id)
     _archive_and_log(con, batches, results, context)
     return ImportSummary(elements=results, warnings=warnings)
 
 
 def _apply_element(
-    name: str, batch: Batch | None, live: dict[str, pl.DataFrame], new: dict[str, pl.DataFrame], context: ImportContext
+    name: str,
+    batch: Batch | None,
+    live: dict[str, pl.DataFrame],
+    new: dict[str, pl.DataFrame],
+    context: ImportContext,
 ) -> Change | None:
     tz, run_id = context.site_tz, context.run_id
     if name in _HIERARCHIES:
         table, id_column = _HIERARCHIES[name]
         if batch is None:
             return None
-        new[table], change = apply.apply_hierarchy(live[table], batch, id_column=id_column, run_id=run_id, site_tz=tz)
+        new[table], change = apply.apply_hierarchy(
+            live[table], batch, id_column=id_column, run_id=run_id, site_tz=tz
+        )
         live_ids = set(new[table][id_column].to_list())
         if name != "comp":
             new[f"{table}_custom_field"] = apply.apply_custom_fields(
-                live[f"{table}_custom_field"], batch.accepted(), batch, id_column, tz, live_ids
+                live[f"{table}_custom_field"],
+                batch.accepted().filter(~batch.is_deleted()),
+                batch,
+                id_column,
+                tz,
+                live_ids,
             )
         return change
     if name == "user":
@@ -172,18 +200,27 @@ def _apply_element(
         new["user"], change = apply.apply_users(live["user"], batch, run_id=run_id, site_tz=tz)
         live_ids = set(new["user"]["user_id"].to_list())
         new["user_custom_field"] = apply.apply_custom_fields(
-            live["user_custom_field"], batch.accepted().filter(~batch.is_deleted()), batch, "user_id", tz, live_ids
+            live["user_custom_field"],
+            batch.accepted().filter(~batch.is_deleted()),
+            batch,
+            "user_id",
+            tz,
+            live_ids,
         )
         return change
     if name == "jobassignment":
         job_context = JobContext(
-            live_user_ids=set(new["user"].filter(pl.col("status") != "deleted")["user_id"].to_list()),
+            live_user_ids=set(
+                new["user"].filter(pl.col("status") != "deleted")["user_id"].to_list()
+            ),
             organisation_ids=set(new["organisation"]["organisation_id"].to_list()),
             position_ids=set(new["position"]["position_id"].to_list()),
             run_id=run_id,
             run_ordinal=context.run_ordinal,
         )
-        new["job_assignment"], change = apply.apply_jobs(live["job_assignment"], batch, job_context, site_tz=tz)
+        new["job_assignment"], change = apply.apply_jobs(
+            live["job_assignment"], batch, job_context, site_tz=tz
+        )
         return change if batch is not None else None
     if batch is None:
         return None
@@ -192,11 +229,17 @@ def _apply_element(
         new["course"], change = apply.apply_courses(live["course"], batch, site_tz=tz)
     elif name == "course_completion":
         new["course_completion"], change = apply.apply_completions(
-            live["course_completion"], batch, known_users=known_users,
-            course_ids=set(new["course"]["course_id"].to_list()), run_id=run_id, site_tz=tz,
+            live["course_completion"],
+            batch,
+            known_users=known_users,
+            course_ids=set(new["course"]["course_id"].to_list()),
+            run_id=run_id,
+            site_tz=tz,
         )
     else:
-        new["user_access"], change = apply.apply_access(live["user_access"], batch, known_users=known_users, site_tz=tz)
+        new["user_access"], change = apply.apply_access(
+            live["user_access"], batch, known_users=known_users, site_tz=tz
+        )
     return change
 
 
@@ -209,21 +252,28 @@ def _fill_counts(result: ElementResult, batch: Batch) -> None:
     result.top_reasons = dict(counts.head(5).iter_rows())
 
 
-def _guard_removals(results: list[ElementResult], rules: HrImportRules, allowed: frozenset[str]) -> None:
+def _guard_removals(
+    results: list[ElementResult], rules: HrImportRules, allowed: frozenset[str]
+) -> None:
     """Stop before anything is written if an element would remove too much (SPEC §3.2)."""
     problems = []
     for result in results:
         limit = rules.element(result.element).max_removed_fraction
-        if result.removed == 0 or result.element in allowed:
+        # A removed subtree is the element's own records going too (one deleted=1 row on a
+        # root must not empty the tree); jobs of removed users are guarded at the user.
+        removed = result.removed + (result.cascaded if result.element in _HIERARCHIES else 0)
+        if removed == 0 or result.element in allowed:
             continue
-        fraction = result.removed / max(result.live_before, 1)
+        fraction = removed / max(result.live_before, 1)
         if fraction > limit:
             problems.append(
-                f"{result.element} would remove {result.removed} of {result.live_before} live "
+                f"{result.element} would remove {removed} of {result.live_before} live "
                 f"records ({fraction:.1%}), above max_removed_fraction {limit:.1%}"
             )
     if problems:
-        elements = " ".join(r.element for r in results if any(p.startswith(r.element + " ") for p in problems))
+        elements = " ".join(
+            r.element for r in results if any(p.startswith(r.element + " ") for p in problems)
+        )
         raise RemovalGuardError(
             "removal guard: " + "; ".join(problems) + ". Nothing was changed. Check the feed; if "
             f"the removals are intended, run once with --allow-mass-removal {elements}"
@@ -231,6 +281,7 @@ def _guard_removals(results: list[ElementResult], rules: HrImportRules, allowed:
 
 
 def _write_live_state(con: duckdb.DuckDBPyConnection, new: dict[str, pl.DataFrame]) -> None:
+    """Replace the given hr.* tables (those no element touched are left as they are)."""
     for table, frame in new.items():
         columns = ", ".join(f'"{c}"' for c in frame.columns)
         con.register("_incoming", frame)
@@ -246,22 +297,47 @@ def _write_rejects(con: duckdb.DuckDBPyConnection, batches: dict[str, Batch], ru
             continue
         data_columns = [c for c in batch.rows.columns if c not in (LINE_COLUMN, KEY_COLUMN)]
         rows = batch.rows.join(batch.rejects, on=LINE_COLUMN).select(
-            pl.col(LINE_COLUMN), pl.col(KEY_COLUMN), "reason_code", "reason",
+            pl.col(LINE_COLUMN),
+            pl.col(KEY_COLUMN),
+            "reason_code",
+            "reason",
             pl.struct(data_columns).struct.json_encode().alias("raw"),
         )
         malformed = batch.rejects.join(batch.rows.select(LINE_COLUMN), on=LINE_COLUMN, how="anti")
         if malformed.height:
-            rows = pl.concat([rows, malformed.select(
-                pl.col(LINE_COLUMN),
-                pl.col(LINE_COLUMN).map_elements(lambda n, b=batch: _malformed_key(b, n), return_dtype=pl.String).alias(KEY_COLUMN),
-                "reason_code", "reason",
-                pl.col(LINE_COLUMN).map_elements(lambda n, b=batch: json.dumps(b.malformed_raw[n]), return_dtype=pl.String).alias("raw"),
-            )])
-        frames.append(rows.select(
-            pl.lit(run_id).alias("run_id"), pl.lit(name).alias("element"), pl.lit(batch.path.name).alias("file"),
-            pl.col(LINE_COLUMN).alias("row_number"), pl.col(KEY_COLUMN).alias("record_id"),
-            "reason_code", "reason", "raw",
-        ))
+            rows = pl.concat(
+                [
+                    rows,
+                    malformed.select(
+                        pl.col(LINE_COLUMN),
+                        pl.col(LINE_COLUMN)
+                        .map_elements(
+                            lambda n, b=batch: _malformed_key(b, n), return_dtype=pl.String
+                        )
+                        .alias(KEY_COLUMN),
+                        "reason_code",
+                        "reason",
+                        pl.col(LINE_COLUMN)
+                        .map_elements(
+                            lambda n, b=batch: json.dumps(b.malformed_raw[n]),
+                            return_dtype=pl.String,
+                        )
+                        .alias("raw"),
+                    ),
+                ]
+            )
+        frames.append(
+            rows.select(
+                pl.lit(run_id).alias("run_id"),
+                pl.lit(name).alias("element"),
+                pl.lit(batch.path.name).alias("file"),
+                pl.col(LINE_COLUMN).alias("row_number"),
+                pl.col(KEY_COLUMN).alias("record_id"),
+                "reason_code",
+                "reason",
+                "raw",
+            )
+        )
     if frames:
         con.register("_rejects", pl.concat(frames).sort("element", "row_number"))
         con.execute("insert into learnops.import_reject_log select * from _rejects")
@@ -274,7 +350,10 @@ def _malformed_key(batch: Batch, line: int) -> str:
 
 
 def _archive_and_log(
-    con: duckdb.DuckDBPyConnection, batches: dict[str, Batch], results: list[ElementResult], context: ImportContext
+    con: duckdb.DuckDBPyConnection,
+    batches: dict[str, Batch],
+    results: list[ElementResult],
+    context: ImportContext,
 ) -> None:
     for result in results:
         batch = batches.get(result.element)
@@ -283,12 +362,31 @@ def _archive_and_log(
             result.sha256 = stored.sha256
             con.execute(
                 "insert into learnops.archive_file values (?, ?, ?, ?, ?, ?)",
-                [context.run_id, result.element, batch.path.name, stored.sha256, stored.size_bytes, stored.stored_path],
+                [
+                    context.run_id,
+                    result.element,
+                    batch.path.name,
+                    stored.sha256,
+                    stored.size_bytes,
+                    stored.stored_path,
+                ],
             )
         con.execute(
             "insert into learnops.import_file_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [context.run_id, result.element, result.file, result.status, result.mode, result.rows_read,
-             result.rows_accepted, result.rows_rejected, result.added, result.updated, result.removed, result.sha256],
+            [
+                context.run_id,
+                result.element,
+                result.file,
+                result.status,
+                result.mode,
+                result.rows_read,
+                result.rows_accepted,
+                result.rows_rejected,
+                result.added,
+                result.updated,
+                result.removed,
+                result.sha256,
+            ],
         )
 
 

@@ -93,19 +93,24 @@ def _read_csv(path: Path, options: CsvOptions) -> FeedTable:
 
 def _decode(path: Path, encoding: str) -> str:
     data = path.read_bytes()
-    if b"\x00" in data[:_BINARY_SNIFF_BYTES]:
-        raise FeedFileError(
-            path,
-            "file.binary",
-            "this is not a text file (it contains NUL bytes); export the feed as CSV text "
-            "or name it .parquet if it is a Parquet file",
-        )
     try:
-        text = codecs.decode(data, encoding)
+        wide = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
     except LookupError:
         raise FeedFileError(
             path, "file.encoding", f"unknown encoding '{encoding}' in csv.encoding"
         ) from None
+    # UTF-16/32 text is full of NUL bytes; any other text never holds one.
+    if not wide and b"\x00" in data[:_BINARY_SNIFF_BYTES]:
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise FeedFileError(
+                path,
+                "file.encoding",
+                "the file is UTF-16 text (it starts with a UTF-16 byte-order mark); set "
+                "csv.encoding: utf-16 for this element or save the file as UTF-8",
+            )
+        raise _binary(path)
+    try:
+        text = codecs.decode(data, encoding)
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise FeedFileError(
@@ -114,21 +119,33 @@ def _decode(path: Path, encoding: str) -> str:
             f"line {line} is not valid {encoding} (byte 0x{data[err.start]:02x}); save the "
             f"file as UTF-8 or set csv.encoding for this element (e.g. cp1252 or latin-1)",
         ) from None
+    if "\x00" in text:
+        raise _binary(path)
     return text.removeprefix("\ufeff").replace("\r\n", "\n")
+
+
+def _binary(path: Path) -> FeedFileError:
+    return FeedFileError(
+        path,
+        "file.binary",
+        "this is not a text file (it contains NUL bytes); export the feed as CSV text "
+        "or name it .parquet if it is a Parquet file",
+    )
 
 
 def _parse_header(path: Path, header_line: str, options: CsvOptions) -> list[str]:
     header = next(csv.reader([header_line], delimiter=options.delimiter))
     names = [name.strip() for name in header]
     if len(names) == 1:
+        configured = _LIKELY_DELIMITERS.get(options.delimiter, repr(options.delimiter))
         for delimiter, label in _LIKELY_DELIMITERS.items():
             if delimiter != options.delimiter and delimiter in names[0]:
                 raise FeedFileError(
                     path,
                     "file.delimiter",
                     f"the header has one column '{names[0][:60]}': the file looks delimited "
-                    f"by {label}, not {_LIKELY_DELIMITERS.get(options.delimiter, options.delimiter)}"
-                    f"; set csv.delimiter for this element in rules/hr_import.yaml",
+                    f"by {label}, not {configured}; set csv.delimiter for this element in "
+                    f"rules/hr_import.yaml",
                 )
     seen: set[str] = set()
     for name in names:
@@ -203,7 +220,10 @@ def _read_csv_exact(path: Path, text: str, header: list[str], options: CsvOption
             f"never closed, so the file looks truncated or mis-quoted; export it again",
         ) from None
     frame = pl.DataFrame(
-        {name: pl.Series(name, values, dtype=pl.String) for name, values in zip(header, columns, strict=True)}
+        {
+            name: pl.Series(name, values, dtype=pl.String)
+            for name, values in zip(header, columns, strict=True)
+        }
         | {LINE_COLUMN: pl.Series(LINE_COLUMN, line_numbers, dtype=pl.Int64)}
     )
     return FeedTable(path=path, frame=frame, malformed=malformed)
@@ -253,9 +273,7 @@ def _read_jsonl(path: Path) -> FeedTable:
         name: pl.Series(name, [_json_text(r.get(name)) for r in records], dtype=pl.String)
         for name in names
     }
-    frame = pl.DataFrame(columns).with_columns(
-        pl.Series(LINE_COLUMN, line_numbers, dtype=pl.Int64)
-    )
+    frame = pl.DataFrame(columns).with_columns(pl.Series(LINE_COLUMN, line_numbers, dtype=pl.Int64))
     return FeedTable(path=path, frame=frame)
 
 
@@ -271,9 +289,7 @@ def _json_text(value: object) -> str:
 
 def _as_text(frame: pl.DataFrame, first_line: int) -> pl.DataFrame:
     """Cast every column to text (null -> empty) and number the rows from first_line."""
-    frame = frame.with_columns(
-        pl.col(name).cast(pl.String).fill_null("") for name in frame.columns
-    )
+    frame = frame.with_columns(pl.col(name).cast(pl.String).fill_null("") for name in frame.columns)
     return frame.with_columns(
         pl.int_range(first_line, frame.height + first_line, dtype=pl.Int64).alias(LINE_COLUMN)
     )

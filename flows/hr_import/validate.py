@@ -63,9 +63,9 @@ class Batch:
     def reject(self, rejects: pl.DataFrame) -> None:
         """Add rejects (LINE_COLUMN, reason_code, reason); a row keeps its first reason."""
         if rejects.height:
-            self.rejects = pl.concat([self.rejects, rejects.select(list(REJECT_COLUMNS)).cast(REJECT_COLUMNS)]).unique(
-                LINE_COLUMN, keep="first", maintain_order=True
-            )
+            self.rejects = pl.concat(
+                [self.rejects, rejects.select(list(REJECT_COLUMNS)).cast(REJECT_COLUMNS)]
+            ).unique(LINE_COLUMN, keep="first", maintain_order=True)
 
     def reject_where(self, condition: pl.Expr, code: str, reason: pl.Expr) -> None:
         """Reject every still-accepted row where `condition` holds."""
@@ -88,15 +88,22 @@ class Batch:
         ]
 
     def is_deleted(self) -> pl.Expr:
-        """True for rows that ask to remove their record (`deleted=1`)."""
-        if "deleted" not in self.columns:
+        """True for rows that ask to remove their record (`deleted=1`).
+
+        In full mode only a user row can remove its record this way; `deleted` is ignored
+        for other elements (SPEC §3.2), whose rows are then checked and stored like any other.
+        """
+        ignored = self.settings.mode == "full" and self.spec.name != "user"
+        if "deleted" not in self.columns or ignored:
             return pl.lit(False)
         return parse_flag(pl.col("deleted")).fill_null(False)
 
 
 def prepare_batch(table: FeedTable, spec: ElementSpec, settings: ElementSettings) -> Batch:
     """Rename columns, check the header, attach keys and structural rejects."""
-    frame = table.frame.rename({k: v for k, v in settings.columns.items() if k in table.frame.columns})
+    frame = table.frame.rename(
+        {k: v for k, v in settings.columns.items() if k in table.frame.columns}
+    )
     found = [c for c in frame.columns if c != LINE_COLUMN]
     missing = [c for c in spec.required if c not in found]
     if missing:
@@ -115,9 +122,7 @@ def prepare_batch(table: FeedTable, spec: ElementSpec, settings: ElementSettings
             "keep it); add it or set mode: full for this element",
         )
     batch = Batch(spec=spec, settings=settings, path=table.path, rows=frame)
-    unknown = sorted(
-        c for c in found if c not in spec.known_columns and not _is_custom(spec, c)
-    )
+    unknown = sorted(c for c in found if c not in spec.known_columns and not _is_custom(spec, c))
     if unknown:
         batch.warnings.append(f"{table.path.name}: ignored unknown column(s) {', '.join(unknown)}")
         frame = frame.drop(unknown)
@@ -167,7 +172,9 @@ def _row_checks(batch: Batch, site_tz: str) -> list[_RowCheck]:
 
     for c in spec.key:
         checks.append(
-            _RowCheck(c, "idnumber_missing", text(c) != "", "{column} is empty: every record needs one")
+            _RowCheck(
+                c, "idnumber_missing", text(c) != "", "{column} is empty: every record needs one"
+            )
         )
     for c in spec.required:
         if c not in spec.key:
@@ -182,20 +189,28 @@ def _row_checks(batch: Batch, site_tz: str) -> list[_RowCheck]:
     for c in spec.flag_columns:
         if c in columns:
             checks.append(
-                _RowCheck(c, "flag_invalid", is_valid_flag(pl.col(c)), "{column} is '{value}': use 0 or 1")
+                _RowCheck(
+                    c, "flag_invalid", is_valid_flag(pl.col(c)), "{column} is '{value}': use 0 or 1"
+                )
             )
     for c in spec.integer_columns:
         if c in columns:
             valid = (text(c) == "") | parse_integer(pl.col(c)).is_not_null()
-            checks.append(_RowCheck(c, "number_invalid", valid, "{column} '{value}' is not a whole number"))
+            checks.append(
+                _RowCheck(c, "number_invalid", valid, "{column} '{value}' is not a whole number")
+            )
     for c in spec.number_columns:
         if c in columns:
             valid = (text(c) == "") | parse_number(pl.col(c)).is_not_null()
-            checks.append(_RowCheck(c, "number_invalid", valid, "{column} '{value}' is not a number"))
+            checks.append(
+                _RowCheck(c, "number_invalid", valid, "{column} '{value}' is not a number")
+            )
     date_hint = "YYYY-MM-DD" if settings.date_format == "iso" else settings.date_format
     for c in spec.date_columns:
         if c in columns:
-            valid = (text(c) == "") | parse_date(pl.col(c), settings.date_format, site_tz).is_not_null()
+            valid = (text(c) == "") | parse_date(
+                pl.col(c), settings.date_format, site_tz
+            ).is_not_null()
             checks.append(
                 _RowCheck(
                     c,
@@ -221,7 +236,12 @@ def _row_checks(batch: Batch, site_tz: str) -> list[_RowCheck]:
     if "email" in columns:
         valid = (text("email") == "") | text("email").str.contains(_EMAIL)
         checks.append(
-            _RowCheck("email", "email_invalid", valid, "email '{value}' is not a valid address: correct it or leave it empty")
+            _RowCheck(
+                "email",
+                "email_invalid",
+                valid,
+                "email '{value}' is not a valid address: correct it or leave it empty",
+            )
         )
     if "country" in columns:
         valid = (text("country") == "") | text("country").is_in(sorted(ISO_COUNTRIES))
@@ -234,7 +254,9 @@ def _row_checks(batch: Batch, site_tz: str) -> list[_RowCheck]:
             )
         )
     if spec.name == "user":
-        valid = (text("username") == "") | text("username").str.to_lowercase().str.contains(_USERNAME)
+        valid = (text("username") == "") | text("username").str.to_lowercase().str.contains(
+            _USERNAME
+        )
         checks.append(
             _RowCheck(
                 "username",
@@ -255,8 +277,14 @@ def _custom_field_checks(batch: Batch, site_tz: str) -> list[_RowCheck]:
             continue
         value = pl.col(c).str.strip_chars()
         if declared.type == "date":
-            valid = (value == "") | parse_date(pl.col(c), batch.settings.date_format, site_tz).is_not_null()
-            checks.append(_RowCheck(c, "custom_field_invalid", valid, "{column} '{value}' is not a valid date"))
+            valid = (value == "") | parse_date(
+                pl.col(c), batch.settings.date_format, site_tz
+            ).is_not_null()
+            checks.append(
+                _RowCheck(
+                    c, "custom_field_invalid", valid, "{column} '{value}' is not a valid date"
+                )
+            )
         elif declared.type == "menu":
             options = ", ".join(declared.options)
             checks.append(
@@ -268,7 +296,14 @@ def _custom_field_checks(batch: Batch, site_tz: str) -> list[_RowCheck]:
                 )
             )
         elif declared.type == "checkbox":
-            checks.append(_RowCheck(c, "custom_field_invalid", is_valid_flag(pl.col(c)), "{column} '{value}': use 0 or 1"))
+            checks.append(
+                _RowCheck(
+                    c,
+                    "custom_field_invalid",
+                    is_valid_flag(pl.col(c)),
+                    "{column} '{value}': use 0 or 1",
+                )
+            )
     return checks
 
 
@@ -321,17 +356,26 @@ def run_row_checks(batch: Batch, site_tz: str) -> None:
 
 
 def reject_duplicate_keys(batch: Batch) -> None:
-    """Every copy of a key that appears more than once is rejected (SPEC §3.3)."""
+    """Every copy of a key that appears more than once is rejected (SPEC §3.3).
+
+    Copies are counted over every row, rejected or not: when one copy is invalid, the file
+    still says two things about one record, so the other copy must not win either.
+    """
     if batch.spec.name == "course_completion":
         # A completion history may repeat a row verbatim: identical copies are one fact.
         batch.rows = batch.rows.unique(
             [c for c in batch.rows.columns if c != LINE_COLUMN], keep="first", maintain_order=True
         )
-    accepted = batch.accepted()
-    counts = accepted.group_by(KEY_COLUMN).agg(
-        pl.len().alias("_copies"), pl.col(LINE_COLUMN).sort().alias("_lines")
+        kept_lines = pl.concat(
+            [batch.rows[LINE_COLUMN], pl.Series(list(batch.malformed_raw), dtype=pl.Int64)]
+        )
+        batch.rejects = batch.rejects.filter(pl.col(LINE_COLUMN).is_in(kept_lines.implode()))
+    counts = (
+        batch.rows.filter(pl.col(KEY_COLUMN) != "")
+        .group_by(KEY_COLUMN)
+        .agg(pl.len().alias("_copies"), pl.col(LINE_COLUMN).sort().alias("_lines"))
     )
-    dupes = accepted.join(counts.filter(pl.col("_copies") > 1), on=KEY_COLUMN)
+    dupes = batch.accepted().join(counts.filter(pl.col("_copies") > 1), on=KEY_COLUMN)
     if dupes.height:
         batch.reject(
             dupes.select(

@@ -1,0 +1,48 @@
+"""Every input file is archived content-addressed, once per content (§3.4)."""
+
+from __future__ import annotations
+
+import gzip
+
+from .conftest import Importer
+
+USERS = """
+    idnumber,username,firstname,lastname
+    u01,ann,Ann,Lee
+"""
+
+
+def test_same_file_twice_is_stored_once_and_logged_per_run(importer: Importer) -> None:
+    importer.run({"user.csv": USERS})
+    importer.run({"user.csv": USERS})
+
+    stored = sorted(importer.archive_dir.glob("*/*.gz"))
+    assert len(stored) == 1
+    rows = importer.rows(
+        "select run_id, element, file, sha256, stored_path from learnops.archive_file "
+        "order by run_id"
+    )
+    assert [(run, element, file) for run, element, file, _, _ in rows] == [
+        ("r1", "user", "user.csv"),
+        ("r2", "user", "user.csv"),
+    ]
+    assert rows[0][3:] == rows[1][3:]
+    assert stored[0] == importer.archive_dir / rows[0][4]
+    assert stored[0].name == f"{rows[0][3]}.csv.gz"
+
+
+def test_archived_file_holds_the_exact_input_bytes(importer: Importer) -> None:
+    feeds = importer.feeds({"user.csv": USERS})
+    original = (feeds / "user.csv").read_bytes()
+    importer.run(feeds_dir=feeds)
+
+    (stored,) = importer.archive_dir.glob("*/*.gz")
+    assert gzip.decompress(stored.read_bytes()) == original
+
+
+def test_changed_file_is_stored_again(importer: Importer) -> None:
+    importer.run({"user.csv": USERS})
+    importer.run({"user.csv": USERS + "u02,bob,Bob,Ray\n"})
+
+    assert len(list(importer.archive_dir.glob("*/*.gz"))) == 2
+    assert importer.rows("select count(distinct sha256) from learnops.archive_file") == [(2,)]
