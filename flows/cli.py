@@ -69,10 +69,23 @@ def _one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--feeds, --rules, --warehouse, --as-of (SPEC §8); defaults from LEARNOPS_* settings."""
     options = [
-        click.option("--feeds", type=click.Path(path_type=Path), help="Feed directory [LEARNOPS_FEEDS]."),
-        click.option("--rules", type=click.Path(path_type=Path), help="Rules directory [LEARNOPS_RULES]."),
-        click.option("--warehouse", type=click.Path(path_type=Path), help="Published DuckDB file [LEARNOPS_WAREHOUSE]."),
-        click.option("--as-of", "as_of", metavar="ISO8601", help="The run's instant (default: now). No zone = site timezone."),
+        click.option(
+            "--feeds", type=click.Path(path_type=Path), help="Feed directory [LEARNOPS_FEEDS]."
+        ),
+        click.option(
+            "--rules", type=click.Path(path_type=Path), help="Rules directory [LEARNOPS_RULES]."
+        ),
+        click.option(
+            "--warehouse",
+            type=click.Path(path_type=Path),
+            help="Published DuckDB file [LEARNOPS_WAREHOUSE].",
+        ),
+        click.option(
+            "--as-of",
+            "as_of",
+            metavar="ISO8601",
+            help="The run's instant (default: now). No zone = site timezone.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -86,44 +99,84 @@ def main() -> None:
 
 @main.command()
 @common_options
-@click.option("--allow-mass-removal", "allow_mass_removal", multiple=True, metavar="ELEMENT",
-              help="Let ELEMENT remove more than max_removed_fraction in this one run (repeatable).")
-@click.option("--engine", type=click.Choice(["prefect", "local"]), default="prefect", show_default=True,
-              help="Run as a Prefect flow, or the same stages in-process without Prefect.")
-@click.option("--wait", "wait_seconds", type=float, default=None,
-              help="Seconds to wait for the warehouse lock [LEARNOPS_LOCK_WAIT_SECONDS, default 0].")
+@click.option(
+    "--allow-mass-removal",
+    "allow_mass_removal",
+    multiple=True,
+    metavar="ELEMENT",
+    help="Let ELEMENT remove more than max_removed_fraction in this one run (repeatable).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["prefect", "local"]),
+    default="prefect",
+    show_default=True,
+    help="Run as a Prefect flow, or the same stages in-process without Prefect.",
+)
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=float,
+    default=None,
+    help="Seconds to wait for the warehouse lock [LEARNOPS_LOCK_WAIT_SECONDS, default 0].",
+)
 @_one_line_errors
-def run(feeds: Path | None, rules: Path | None, warehouse: Path | None, as_of: str | None,
-        allow_mass_removal: tuple[str, ...], engine: str, wait_seconds: float | None) -> None:
+def run(
+    feeds: Path | None,
+    rules: Path | None,
+    warehouse: Path | None,
+    as_of: str | None,
+    allow_mass_removal: tuple[str, ...],
+    engine: str,
+    wait_seconds: float | None,
+) -> None:
     """Import the feeds, build the warehouse and publish it (one pipeline run)."""
     result = _run(feeds, rules, warehouse, as_of, allow_mass_removal, engine, wait_seconds)
     _print_summary(result)
 
 
-def _run(feeds: Path | None, rules: Path | None, warehouse: Path | None, as_of: str | None,
-         allow_mass_removal: tuple[str, ...], engine: str, wait_seconds: float | None) -> Any:
+def _run(
+    feeds: Path | None,
+    rules: Path | None,
+    warehouse: Path | None,
+    as_of: str | None,
+    allow_mass_removal: tuple[str, ...],
+    engine: str,
+    wait_seconds: float | None,
+) -> Any:
     from flows.hr_import.elements import ELEMENTS
     from flows.pipeline import RunRequest, parse_as_of, run_pipeline
     from flows.settings import load_settings
 
     unknown = sorted(set(allow_mass_removal) - set(ELEMENTS))
     if unknown:
-        raise CommandRefused(f"--allow-mass-removal: unknown element(s) {unknown}; use one of {sorted(ELEMENTS)}")
-    settings = load_settings(feeds=feeds, rules=rules, warehouse=warehouse, lock_wait_seconds=wait_seconds)
+        raise CommandRefused(
+            f"--allow-mass-removal: unknown element(s) {unknown}; use one of {sorted(ELEMENTS)}"
+        )
+    settings = load_settings(
+        feeds=feeds, rules=rules, warehouse=warehouse, lock_wait_seconds=wait_seconds
+    )
     if not settings.feeds.is_dir():
         raise CommandRefused(f"feed directory {settings.feeds} does not exist")
     if engine == "prefect":
         from flows.prefect_flows import pipeline_flow
 
         return pipeline_flow(
-            feeds=str(settings.feeds), rules=str(settings.rules), warehouse=str(settings.warehouse),
-            as_of=as_of, allow_mass_removal=list(allow_mass_removal),
+            feeds=str(settings.feeds),
+            rules=str(settings.rules),
+            warehouse=str(settings.warehouse),
+            as_of=as_of,
+            allow_mass_removal=list(allow_mass_removal),
             lock_wait_seconds=settings.lock_wait_seconds,
         )
     request = RunRequest(
-        feeds=settings.feeds, rules=settings.rules, warehouse=settings.warehouse,
-        as_of=parse_as_of(as_of, settings.site_timezone), site_timezone=settings.site_timezone,
-        allow_mass_removal=frozenset(allow_mass_removal), lock_wait_seconds=settings.lock_wait_seconds,
+        feeds=settings.feeds,
+        rules=settings.rules,
+        warehouse=settings.warehouse,
+        as_of=parse_as_of(as_of, settings.site_timezone),
+        site_timezone=settings.site_timezone,
+        allow_mass_removal=frozenset(allow_mass_removal),
+        lock_wait_seconds=settings.lock_wait_seconds,
     )
     return run_pipeline(request)
 
@@ -138,7 +191,9 @@ def _print_summary(result: Any) -> None:
 @main.command()
 @common_options
 @_one_line_errors
-def validate(feeds: Path | None, rules: Path | None, warehouse: Path | None, as_of: str | None) -> None:
+def validate(
+    feeds: Path | None, rules: Path | None, warehouse: Path | None, as_of: str | None
+) -> None:
     """Check rules and feeds without changing anything; print every problem found.
 
     Feeds are validated against the published warehouse's live state (if there is one),
@@ -165,15 +220,24 @@ def validate(feeds: Path | None, rules: Path | None, warehouse: Path | None, as_
             "select table_name from information_schema.tables where table_catalog = 'published' and table_schema = 'hr'"
         ).fetchall():
             con.execute(f'insert into hr."{table}" select * from published.hr."{table}"')  # noqa: S608 - catalog names
-    context = ImportContext(run_id="validate", run_ordinal=1, as_of=parse_as_of(as_of, settings.site_timezone),
-                            site_tz=settings.site_timezone, archive_dir=Path(tempfile.mkdtemp(prefix="learnops-validate-")))
+    context = ImportContext(
+        run_id="validate",
+        run_ordinal=1,
+        as_of=parse_as_of(as_of, settings.site_timezone),
+        site_tz=settings.site_timezone,
+        archive_dir=Path(tempfile.mkdtemp(prefix="learnops-validate-")),
+    )
     problems = 0
     try:
         summary = import_feeds(con, settings.feeds, hr_rules, context)
     except RemovalGuardError as err:
         raise CommandFailed(str(err)) from None
     for element in summary.elements:
-        state = "no file" if element.status == "missing" else f"{element.rows_read} rows, {element.rows_rejected} rejected"
+        state = (
+            "no file"
+            if element.status == "missing"
+            else f"{element.rows_read} rows, {element.rows_rejected} rejected"
+        )
         click.echo(f"feed {element.element}: {state}")
     for warning in summary.warnings:
         click.echo(f"warning: {warning}")
@@ -188,11 +252,24 @@ def validate(feeds: Path | None, rules: Path | None, warehouse: Path | None, as_
 
 
 @main.command()
-@click.option("--users", type=click.IntRange(min=10), default=2000, show_default=True, help="Size of the organisation.")
+@click.option(
+    "--users",
+    type=click.IntRange(min=10),
+    default=2000,
+    show_default=True,
+    help="Size of the organisation.",
+)
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=Path("demo_output"), show_default=True,
-              help="Where the feeds, warehouse and state go.")
-@click.option("--engine", type=click.Choice(["prefect", "local"]), default="prefect", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("demo_output"),
+    show_default=True,
+    help="Where the feeds, warehouse and state go.",
+)
+@click.option(
+    "--engine", type=click.Choice(["prefect", "local"]), default="prefect", show_default=True
+)
 @_one_line_errors
 def demo(users: int, seed: int, out: Path, engine: str) -> None:
     """Generate a realistic organisation and run the pipeline on two consecutive days."""
@@ -202,18 +279,27 @@ def demo(users: int, seed: int, out: Path, engine: str) -> None:
     for day, as_of in enumerate(DEMO_AS_OF):
         feeds = out / f"feeds_day{day + 1}"
         report = generate_feeds(feeds, users, seed=seed, epoch=day)
-        click.echo(f"day {day + 1}: generated {report.rows.get('user', 0)} users into {feeds} "
-                   f"({len(report.bad_rows)} deliberately bad rows)")
+        click.echo(
+            f"day {day + 1}: generated {report.rows.get('user', 0)} users into {feeds} "
+            f"({len(report.bad_rows)} deliberately bad rows)"
+        )
         result = _run(feeds, REPO_ROOT / "rules", warehouse, as_of, (), engine, None)
         _print_summary(result)
-    click.echo(f"\nquery it: duckdb -readonly {warehouse.resolve()} \"select * from dim_user limit 5\"")
+    click.echo(
+        f'\nquery it: duckdb -readonly {warehouse.resolve()} "select * from dim_user limit 5"'
+    )
 
 
 @main.command()
 @click.option("--users", type=click.IntRange(min=10), required=True)
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--epoch", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Rounds of churn (leavers, joiners, moves) applied to the organisation.")
+@click.option(
+    "--epoch",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Rounds of churn (leavers, joiners, moves) applied to the organisation.",
+)
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 def generate(users: int, seed: int, epoch: int, out: Path) -> None:
     """Write a deterministic organisation as Totara-format feed files."""
@@ -226,8 +312,14 @@ def generate(users: int, seed: int, epoch: int, out: Path) -> None:
 
 @main.command("restore-feeds")
 @click.argument("run_id")
-@click.option("--warehouse", type=click.Path(path_type=Path), help="Published DuckDB file [LEARNOPS_WAREHOUSE].")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Directory to write the files to.")
+@click.option(
+    "--warehouse",
+    type=click.Path(path_type=Path),
+    help="Published DuckDB file [LEARNOPS_WAREHOUSE].",
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="Directory to write the files to."
+)
 @_one_line_errors
 def restore_feeds(run_id: str, warehouse: Path | None, out: Path) -> None:
     """Write the feed files RUN_ID read back from the archive, to replay that run."""
@@ -240,14 +332,19 @@ def restore_feeds(run_id: str, warehouse: Path | None, out: Path) -> None:
         rows = con.execute(
             "select file, stored_path from learnops.archive_file where run_id = ?", [run_id]
         ).fetchall()
-        as_of: datetime | None = (con.execute("select as_of from learnops.run_log where run_id = ?", [run_id]).fetchone() or [None])[0]
+        as_of: datetime | None = (
+            con.execute("select as_of from learnops.run_log where run_id = ?", [run_id]).fetchone()
+            or [None]
+        )[0]
     if not rows:
         raise CommandFailed(f"no archived files for run {run_id}")
     for file, stored in rows:
         restore_file(paths.archive_dir, stored, out / file)
         click.echo(f"restored {out / file}")
     if as_of is not None:
-        click.echo(f"replay with: learnops run --feeds {out} --as-of {as_of:%Y-%m-%dT%H:%M:%SZ} --warehouse NEW_FILE")
+        click.echo(
+            f"replay with: learnops run --feeds {out} --as-of {as_of:%Y-%m-%dT%H:%M:%SZ} --warehouse NEW_FILE"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

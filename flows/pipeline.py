@@ -74,7 +74,9 @@ def parse_as_of(text: str | None, site_timezone: str) -> datetime:
         try:
             value = datetime.combine(date.fromisoformat(text), datetime.min.time())
         except ValueError:
-            raise RunRefusedError(f"--as-of '{text}' is not ISO 8601 (e.g. 2026-11-22T06:00:00Z)") from None
+            raise RunRefusedError(
+                f"--as-of '{text}' is not ISO 8601 (e.g. 2026-11-22T06:00:00Z)"
+            ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(site_timezone))
     return value.astimezone(UTC).replace(tzinfo=None)
@@ -105,7 +107,9 @@ def start_run(request: RunRequest, paths: WarehousePaths) -> tuple[RunResult, Hr
     return result, rules
 
 
-def import_stage(request: RunRequest, paths: WarehousePaths, result: RunResult, rules: HrImportRules) -> ImportSummary:
+def import_stage(
+    request: RunRequest, paths: WarehousePaths, result: RunResult, rules: HrImportRules
+) -> ImportSummary:
     """Read, validate and apply every feed into the building copy."""
     with duckdb.connect(str(paths.building)) as con:
         context = ImportContext(
@@ -117,7 +121,10 @@ def import_stage(request: RunRequest, paths: WarehousePaths, result: RunResult, 
             allow_mass_removal=request.allow_mass_removal,
         )
         summary = import_feeds(con, request.feeds, rules, context)
-        con.execute("update learnops.run_log set summary = ? where run_id = ?", [summary.to_json(), result.run_id])
+        con.execute(
+            "update learnops.run_log set summary = ? where run_id = ?",
+            [summary.to_json(), result.run_id],
+        )
     result.summary = summary
     return summary
 
@@ -173,6 +180,7 @@ def _now() -> datetime:
 
 
 # --- sequencing ----------------------------------------------------------------------------
+
 
 def run_pipeline(request: RunRequest, *, task: Callable[..., Any] | None = None) -> RunResult:
     """Run every stage under the writer lock. `task` wraps each stage (Prefect or plain)."""

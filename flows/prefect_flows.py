@@ -52,6 +52,8 @@ def pipeline_flow(
     result = run_pipeline(request, task=_as_task)
     get_run_logger().info("run %s %s: %s", result.run_id, result.status, result.message)
     create_markdown_artifact(
-        key="learnops-run-summary", markdown=render_markdown(result), description="learnops run summary"
+        key="learnops-run-summary",
+        markdown=render_markdown(result),
+        description="learnops run summary",
     )
     return result

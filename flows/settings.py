@@ -32,7 +32,9 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone '{value}' (use an IANA name such as Europe/London)") from None
+            raise ValueError(
+                f"unknown timezone '{value}' (use an IANA name such as Europe/London)"
+            ) from None
         return value
 
 

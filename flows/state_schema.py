@@ -56,7 +56,7 @@ create table if not exists learnops.import_file_log (
     run_id         varchar not null,
     element        varchar not null,
     file           varchar,
-    status         varchar not null,      -- imported | missing
+    status         varchar not null,      -- imported | missing | unchanged
     mode           varchar,               -- full | delta
     rows_read      bigint not null default 0,
     rows_accepted  bigint not null default 0,

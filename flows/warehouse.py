@@ -112,7 +112,9 @@ def publish(paths: WarehousePaths) -> None:
 def open_published(paths: WarehousePaths) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the published state."""
     if not paths.published.exists():
-        raise FileNotFoundError(f"no published warehouse at {paths.published}: run `learnops run` first")
+        raise FileNotFoundError(
+            f"no published warehouse at {paths.published}: run `learnops run` first"
+        )
     return duckdb.connect(str(paths.published), read_only=True)
 
 

@@ -14,7 +14,9 @@ LEARNOPS = [sys.executable, "-m", "flows.cli"]
 
 
 def learnops(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*LEARNOPS, *map(str, args)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [*LEARNOPS, *map(str, args)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.parametrize("command", ["run", "validate", "demo", "generate", "restore-feeds"])
@@ -30,10 +32,23 @@ def test_run_options_are_the_public_contract() -> None:
         assert option in help_text
 
 
-def test_malformed_feed_fails_with_one_line_and_no_traceback(tmp_path: Path, write_feeds, rules_dir: Path) -> None:
+def test_malformed_feed_fails_with_one_line_and_no_traceback(
+    tmp_path: Path, write_feeds, rules_dir: Path
+) -> None:
     feeds = write_feeds(tmp_path / "feeds", {"org.csv": "idnumber\tfullname\nO1\tHead Office\n"})
-    result = learnops("run", "--engine", "local", "--feeds", feeds, "--rules", rules_dir,
-                      "--warehouse", tmp_path / "w.duckdb", "--as-of", "2026-01-01")
+    result = learnops(
+        "run",
+        "--engine",
+        "local",
+        "--feeds",
+        feeds,
+        "--rules",
+        rules_dir,
+        "--warehouse",
+        tmp_path / "w.duckdb",
+        "--as-of",
+        "2026-01-01",
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
@@ -46,21 +61,44 @@ def test_invalid_rules_refuse_the_run_before_reading_feeds(tmp_path: Path, small
     rules = tmp_path / "bad_rules"
     rules.mkdir()
     (rules / "hr_import.yaml").write_text("defaults:\n  mode: ful\n")
-    result = learnops("run", "--engine", "local", "--feeds", small_org, "--rules", rules,
-                      "--warehouse", tmp_path / "w.duckdb", "--as-of", "2026-01-01")
+    result = learnops(
+        "run",
+        "--engine",
+        "local",
+        "--feeds",
+        small_org,
+        "--rules",
+        rules,
+        "--warehouse",
+        tmp_path / "w.duckdb",
+        "--as-of",
+        "2026-01-01",
+    )
     assert result.returncode == 2
-    assert "hr_import.yaml:2:9: defaults.mode: Input should be 'full' or 'delta' (got 'ful')" in result.stderr
+    assert (
+        "hr_import.yaml:2:9: defaults.mode: Input should be 'full' or 'delta' (got 'ful')"
+        in result.stderr
+    )
     assert not (tmp_path / "w.duckdb").exists()
 
 
-def test_validate_lists_every_rejected_row_and_exits_1(tmp_path: Path, write_feeds, rules_dir: Path) -> None:
-    feeds = write_feeds(tmp_path / "feeds", {"user.csv": (
-        "idnumber,username,firstname,lastname,email,country\n"
-        "U1,ann,Ann,Lee,ann@example.com,XX\n"
-        "U2,bob,Bob,Ray,not-an-email,GB\n"
-        "U3,cy,Cy,Oh,cy@example.com,NZ\n"
-    )})
-    result = learnops("validate", "--feeds", feeds, "--rules", rules_dir, "--warehouse", tmp_path / "none.duckdb")
+def test_validate_lists_every_rejected_row_and_exits_1(
+    tmp_path: Path, write_feeds, rules_dir: Path
+) -> None:
+    feeds = write_feeds(
+        tmp_path / "feeds",
+        {
+            "user.csv": (
+                "idnumber,username,firstname,lastname,email,country\n"
+                "U1,ann,Ann,Lee,ann@example.com,XX\n"
+                "U2,bob,Bob,Ray,not-an-email,GB\n"
+                "U3,cy,Cy,Oh,cy@example.com,NZ\n"
+            )
+        },
+    )
+    result = learnops(
+        "validate", "--feeds", feeds, "--rules", rules_dir, "--warehouse", tmp_path / "none.duckdb"
+    )
     assert result.returncode == 1
     assert f"{feeds / 'user.csv'}:2: [U1] country_invalid:" in result.stdout
     assert f"{feeds / 'user.csv'}:3: [U2] email_invalid:" in result.stdout
@@ -68,13 +106,37 @@ def test_validate_lists_every_rejected_row_and_exits_1(tmp_path: Path, write_fee
     assert not (tmp_path / "none.duckdb").exists()
 
 
-def test_run_prints_summary_and_refuses_going_back_in_time(tmp_path: Path, small_org: Path, rules_dir: Path) -> None:
+def test_run_prints_summary_and_refuses_going_back_in_time(
+    tmp_path: Path, small_org: Path, rules_dir: Path
+) -> None:
     warehouse = tmp_path / "w.duckdb"
-    first = learnops("run", "--engine", "local", "--feeds", small_org, "--rules", rules_dir,
-                     "--warehouse", warehouse, "--as-of", "2026-02-01T00:00:00Z")
+    first = learnops(
+        "run",
+        "--engine",
+        "local",
+        "--feeds",
+        small_org,
+        "--rules",
+        rules_dir,
+        "--warehouse",
+        warehouse,
+        "--as-of",
+        "2026-02-01T00:00:00Z",
+    )
     assert first.returncode == 0, first.stderr
     assert "succeeded" in first.stdout and "user" in first.stdout and str(warehouse) in first.stdout
-    back = learnops("run", "--engine", "local", "--feeds", small_org, "--rules", rules_dir,
-                    "--warehouse", warehouse, "--as-of", "2026-01-01")
+    back = learnops(
+        "run",
+        "--engine",
+        "local",
+        "--feeds",
+        small_org,
+        "--rules",
+        rules_dir,
+        "--warehouse",
+        warehouse,
+        "--as-of",
+        "2026-01-01",
+    )
     assert back.returncode == 2
     assert "earlier than the last published run" in back.stderr

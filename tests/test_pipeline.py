@@ -21,11 +21,19 @@ from flows.warehouse import WarehouseLockedError, warehouse_paths, writer_lock
 
 from .conftest import REPO_ROOT
 
-CONTRACT_TABLES = ("dim_user", "dim_organisation", "dim_job_assignment", "bdg_management", "import_reject")
+CONTRACT_TABLES = (
+    "dim_user",
+    "dim_organisation",
+    "dim_job_assignment",
+    "bdg_management",
+    "import_reject",
+)
 
 
 def request(feeds: Path, rules: Path, warehouse: Path, as_of: str, **extra: object) -> RunRequest:
-    return RunRequest(feeds=feeds, rules=rules, warehouse=warehouse, as_of=parse_as_of(as_of, "UTC"), **extra)
+    return RunRequest(
+        feeds=feeds, rules=rules, warehouse=warehouse, as_of=parse_as_of(as_of, "UTC"), **extra
+    )
 
 
 def query(warehouse: Path, sql: str) -> list[tuple]:
@@ -38,7 +46,9 @@ def fingerprint(warehouse: Path) -> dict[str, str]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         return {
             table: hashlib.sha256(
-                "\n".join(sorted(map(repr, con.execute(f"select * from {table}").fetchall()))).encode()  # noqa: S608
+                "\n".join(
+                    sorted(map(repr, con.execute(f"select * from {table}").fetchall()))
+                ).encode()  # noqa: S608
             ).hexdigest()
             for table in CONTRACT_TABLES
         }
@@ -56,9 +66,13 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
     for directory, users, jobs in (
         (day1, USER_CSV, JOB_CSV),
-        (day2, USER_CSV.replace("    U3,pay1,Pat,Pay,pat@example.com,NZ\n", ""),
-         JOB_CSV.replace("    J1,U3,Payroll Officer,O3,U2,2022-05-01\n", "")
-         .replace("J1,U4,Payroll Officer,O3,U3,2023-07-01", "J1,U4,Analyst,O2,U2,2023-07-01")),
+        (
+            day2,
+            USER_CSV.replace("    U3,pay1,Pat,Pay,pat@example.com,NZ\n", ""),
+            JOB_CSV.replace("    J1,U3,Payroll Officer,O3,U2,2022-05-01\n", "").replace(
+                "J1,U4,Payroll Officer,O3,U3,2023-07-01", "J1,U4,Analyst,O2,U2,2023-07-01"
+            ),
+        ),
     ):
         directory.mkdir()
         for name, text in (("org.csv", ORG_CSV), ("user.csv", users), ("jobassignment.csv", jobs)):
@@ -70,7 +84,10 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     snapshot_2 = fingerprint(warehouse)
     third = run_pipeline(request(day2, rules, warehouse, "2026-02-01T06:00:00Z"))
     return {
-        "warehouse": warehouse, "rules": rules, "day2": day2, "runs": (first, second, third),
+        "warehouse": warehouse,
+        "rules": rules,
+        "day2": day2,
+        "runs": (first, second, third),
         "fingerprints": (snapshot_1, snapshot_2, fingerprint(warehouse)),
     }
 
@@ -87,9 +104,14 @@ def test_second_run_applies_leaver_and_move(two_runs: dict) -> None:
     warehouse = two_runs["warehouse"]
     status = dict(query(warehouse, "select user_id, status from dim_user"))
     assert status == {"U1": "active", "U2": "active", "U3": "suspended", "U4": "active"}
-    jobs = query(warehouse, "select user_id, organisation_id, manager_user_id from dim_job_assignment order by user_id")
+    jobs = query(
+        warehouse,
+        "select user_id, organisation_id, manager_user_id from dim_job_assignment order by user_id",
+    )
     assert jobs == [("U1", "O1", None), ("U2", "O2", "U1"), ("U4", "O2", "U2")]
-    closure = set(query(warehouse, "select manager_user_id, report_user_id, depth from bdg_management"))
+    closure = set(
+        query(warehouse, "select manager_user_id, report_user_id, depth from bdg_management")
+    )
     assert closure == {("U1", "U2", 1), ("U2", "U4", 1), ("U1", "U4", 2)}
 
 
@@ -120,16 +142,22 @@ def test_rerun_with_identical_inputs_changes_no_contract_table(two_runs: dict) -
 def test_as_of_before_last_published_run_is_refused(two_runs: dict) -> None:
     before = fingerprint(two_runs["warehouse"])
     with pytest.raises(RunRefusedError, match="earlier than the last published run"):
-        run_pipeline(request(two_runs["day2"], two_runs["rules"], two_runs["warehouse"], "2026-01-15"))
+        run_pipeline(
+            request(two_runs["day2"], two_runs["rules"], two_runs["warehouse"], "2026-01-15")
+        )
     assert fingerprint(two_runs["warehouse"]) == before
 
 
-def test_second_writer_is_refused_while_the_lock_is_held(small_org: Path, rules_dir: Path, tmp_path: Path) -> None:
+def test_second_writer_is_refused_while_the_lock_is_held(
+    small_org: Path, rules_dir: Path, tmp_path: Path
+) -> None:
     warehouse = tmp_path / "w.duckdb"
     with writer_lock(warehouse_paths(warehouse)):
         started = time.monotonic()
         with pytest.raises(WarehouseLockedError, match="is being written by pid"):
-            run_pipeline(request(small_org, rules_dir, warehouse, "2026-01-01", lock_wait_seconds=1.0))
+            run_pipeline(
+                request(small_org, rules_dir, warehouse, "2026-01-01", lock_wait_seconds=1.0)
+            )
         assert time.monotonic() - started >= 1.0
     assert not warehouse.exists()
 
@@ -143,7 +171,9 @@ def test_failed_run_publishes_only_its_log_row(two_runs: dict, tmp_path: Path, w
     with pytest.raises(RemovalGuardError, match="user would remove 3 of 4"):
         run_pipeline(request(feeds, two_runs["rules"], warehouse, "2026-03-01"))
     assert fingerprint(warehouse) == before
-    status, message = query(warehouse, "select status, message from pipeline_run order by started_at desc limit 1")[0]
+    status, message = query(
+        warehouse, "select status, message from pipeline_run order by started_at desc limit 1"
+    )[0]
     assert status == "failed" and "--allow-mass-removal user" in message
 
 
@@ -176,13 +206,23 @@ pipeline.run_pipeline(pipeline.RunRequest(
 """
 
 
-def test_run_killed_mid_build_leaves_previous_state_published(two_runs: dict, tmp_path: Path) -> None:
+def test_run_killed_mid_build_leaves_previous_state_published(
+    two_runs: dict, tmp_path: Path
+) -> None:
     warehouse = tmp_path / "killed.duckdb"
     warehouse.write_bytes(two_runs["warehouse"].read_bytes())
     before = fingerprint(warehouse)
     signal_file = tmp_path / "built"
     process = subprocess.Popen(
-        [sys.executable, "-c", KILL_SCRIPT, str(two_runs["day2"]), str(signal_file), str(two_runs["rules"]), str(warehouse)],
+        [
+            sys.executable,
+            "-c",
+            KILL_SCRIPT,
+            str(two_runs["day2"]),
+            str(signal_file),
+            str(two_runs["rules"]),
+            str(warehouse),
+        ],
         cwd=REPO_ROOT,
     )
     try:

@@ -15,12 +15,29 @@ from .conftest import REPO_ROOT
 
 
 @pytest.mark.prefect
-def test_learnops_run_is_a_prefect_flow_run(tmp_path: Path, small_org: Path, rules_dir: Path) -> None:
+def test_learnops_run_is_a_prefect_flow_run(
+    tmp_path: Path, small_org: Path, rules_dir: Path
+) -> None:
     warehouse = tmp_path / "w.duckdb"
     result = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", "--feeds", str(small_org), "--rules", str(rules_dir),
-         "--warehouse", str(warehouse), "--as-of", "2026-01-01T06:00:00Z"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=400,
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "run",
+            "--feeds",
+            str(small_org),
+            "--rules",
+            str(rules_dir),
+            "--warehouse",
+            str(warehouse),
+            "--as-of",
+            "2026-01-01T06:00:00Z",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "succeeded" in result.stdout

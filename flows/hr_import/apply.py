@@ -14,15 +14,9 @@ import polars as pl
 
 from flows.hr_import.elements import CUSTOM_FIELD_PREFIX
 from flows.hr_import.graphs import ancestors, descendants, nodes_on_cycles
-from flows.hr_import.parsing import (
-    parse_date,
-    parse_flag,
-    parse_integer,
-    parse_number,
-    parse_timestamp,
-)
+from flows.hr_import.parsing import parse_flag, parse_integer, parse_number
 from flows.hr_import.reader import LINE_COLUMN
-from flows.hr_import.validate import KEY_COLUMN, Batch
+from flows.hr_import.validate import KEY_COLUMN, Batch, typed_name
 
 _MAX_PASSES = 50  # rejecting a row can orphan others; passes until nothing changes
 
@@ -59,10 +53,8 @@ def typed(column: Column, date_format: str, site_tz: str) -> pl.Expr:
             return parse_integer(text)
         case "number":
             return parse_number(text)
-        case "date":
-            return parse_date(text, date_format, site_tz)
-        case "timestamp":
-            return parse_timestamp(text, date_format, site_tz)
+        case "date" | "timestamp":
+            return pl.col(typed_name(column.feed))  # parsed once, by the row checks
     stripped = text.str.strip_chars()
     return pl.when(stripped == "").then(None).otherwise(stripped)
 
@@ -163,9 +155,7 @@ def apply_custom_fields(
             value = (
                 pl.when(value == "")
                 .then(pl.lit(""))
-                .otherwise(
-                    parse_date(pl.col(column), batch.settings.date_format, site_tz).cast(pl.String)
-                )
+                .otherwise(pl.col(typed_name(column)).cast(pl.String))
             )
         updates.append(
             rows.select(
@@ -570,16 +560,8 @@ def _apply_job_file(
         "manager_job_not_found",
         pl.lit("managerjobassignmentidnumber is set without manageridnumber: give the manager too"),
     )
-    start = (
-        parse_date(pl.col("startdate"), batch.settings.date_format, site_tz)
-        if "startdate" in batch.columns
-        else pl.lit(None)
-    )
-    end = (
-        parse_date(pl.col("enddate"), batch.settings.date_format, site_tz)
-        if "enddate" in batch.columns
-        else pl.lit(None)
-    )
+    start = pl.col(typed_name("startdate")) if "startdate" in batch.columns else pl.lit(None)
+    end = pl.col(typed_name("enddate")) if "enddate" in batch.columns else pl.lit(None)
     batch.reject_where(
         start.is_not_null() & end.is_not_null() & (start > end),
         "start_after_end",
@@ -739,9 +721,7 @@ def apply_completions(
     rows = batch.accepted().select(
         pl.col("useridnumber").str.strip_chars().alias("user_id"),
         pl.col("courseidnumber").str.strip_chars().alias("course_id"),
-        parse_timestamp(pl.col("timecompleted"), batch.settings.date_format, site_tz).alias(
-            "completed_at"
-        ),
+        pl.col(typed_name("timecompleted")).alias("completed_at"),
         (
             parse_number(pl.col("grade")) if "grade" in batch.columns else pl.lit(None, pl.Float64)
         ).alias("grade"),

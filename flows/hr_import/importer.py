@@ -10,6 +10,7 @@ against the new state of the elements it points at.
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ import polars as pl
 
 from flows.hr_import import apply
 from flows.hr_import.apply import Change, JobContext
-from flows.hr_import.archive import archive_file
+from flows.hr_import.archive import ArchivedFile, archive_file
 from flows.hr_import.config import ElementSettings, HrImportRules
 from flows.hr_import.elements import ELEMENTS
 from flows.hr_import.reader import LINE_COLUMN, FeedFileError, read_feed
@@ -132,39 +133,52 @@ def import_feeds(
     results: list[ElementResult] = []
     batches: dict[str, Batch] = {}
     warnings: list[str] = []
+    paths = {name: find_feed_file(feeds_dir, rules.element(name)) for name in ELEMENTS}
+    previous = _last_imported_hashes(con)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="archive") as pool:
+        # Hash and compress every file in the background while the elements are validated.
+        archived = {
+            name: pool.submit(archive_file, path, context.archive_dir)
+            for name, path in paths.items()
+            if path is not None
+        }
+        for name in ELEMENTS:
+            settings = rules.element(name)
+            path = paths[name]
+            result = ElementResult(
+                element=name,
+                file=path.name if path else None,
+                status="imported" if path else "missing",
+                mode=settings.mode,
+            )
+            results.append(result)
+            if path is not None and _can_skip(name, archived[name], previous, results):
+                result.status = "unchanged"
+                result.notes.append(
+                    "same file as the last import and nothing it refers to was added"
+                )
+                continue
+            batch = read_and_check(path, settings, context.site_tz) if path else None
+            change = _apply_element(name, batch, live, new, context)
+            if batch is not None:
+                batches[name] = batch
+                warnings.extend(batch.warnings)
+                _fill_counts(result, batch)
+            if change is not None:
+                result.added, result.updated, result.removed = (
+                    change.added,
+                    change.updated,
+                    change.removed,
+                )
+                result.cascaded, result.live_before = change.cascaded, change.live_before
+                result.notes.extend(change.notes)
 
-    for name in ELEMENTS:
-        settings = rules.element(name)
-        path = find_feed_file(feeds_dir, settings)
-        result = ElementResult(
-            element=name,
-            file=path.name if path else None,
-            status="imported" if path else "missing",
-            mode=settings.mode,
+        _guard_removals(results, rules, context.allow_mass_removal)
+        _write_live_state(con, {t: f for t, f in new.items() if f is not live[t]})
+        _write_rejects(con, batches, context.run_id)
+        _archive_and_log(
+            con, {name: future.result() for name, future in archived.items()}, results, context
         )
-        batch = read_and_check(path, settings, context.site_tz) if path else None
-        change = _apply_element(name, batch, live, new, context)
-        if batch is not None:
-            batches[name] = batch
-            warnings.extend(batch.warnings)
-            _fill_counts(result, batch)
-        if change is not None:
-            result.added, result.updated, result.removed = (
-                change.added,
-                change.updated,
-                change.removed,
-            )
-            result.cascaded, result.live_before, result.notes = (
-                change.cascaded,
-                change.live_before,
-                change.notes,
-            )
-        results.append(result)
-
-    _guard_removals(results, rules, context.allow_mass_removal)
-    _write_live_state(con, {t: f for t, f in new.items() if f is not live[t]})
-    _write_rejects(con, batches, context.run_id)
-    _archive_and_log(con, batches, results, context)
     return ImportSummary(elements=results, warnings=warnings)
 
 
@@ -295,7 +309,7 @@ def _write_rejects(con: duckdb.DuckDBPyConnection, batches: dict[str, Batch], ru
     for name, batch in batches.items():
         if not batch.rejects.height:
             continue
-        data_columns = [c for c in batch.rows.columns if c not in (LINE_COLUMN, KEY_COLUMN)]
+        data_columns = batch.data_columns()
         rows = batch.rows.join(batch.rejects, on=LINE_COLUMN).select(
             pl.col(LINE_COLUMN),
             pl.col(KEY_COLUMN),
@@ -349,23 +363,55 @@ def _malformed_key(batch: Batch, line: int) -> str:
     return "/".join(raw.get(c, "") for c in batch.spec.key)
 
 
+def _last_imported_hashes(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Element -> SHA-256 of the file the last succeeded run imported for it."""
+    rows = con.execute(
+        """
+        select f.element, f.sha256
+        from learnops.import_file_log as f
+        join learnops.run_log as r using (run_id)
+        where r.status = 'succeeded' and f.sha256 is not null
+        qualify row_number() over (partition by f.element order by r.as_of desc, r.started_at desc) = 1
+        """
+    ).fetchall()
+    return dict(rows)
+
+
+# Learning records only accumulate, so an unchanged file can only matter again if something
+# it refers to appeared since (a completion rejected for an unknown user, say).
+_REFERENCES = {"course": (), "course_completion": ("user", "course"), "user_access": ("user",)}
+
+
+def _can_skip(
+    name: str,
+    archived: Future[ArchivedFile],
+    previous: dict[str, str],
+    results: list[ElementResult],
+) -> bool:
+    if name not in _REFERENCES or previous.get(name) is None:
+        return False
+    if archived.result().sha256 != previous[name]:
+        return False
+    added = {r.element: r.added for r in results}
+    return all(added.get(ref, 0) == 0 for ref in _REFERENCES[name])
+
+
 def _archive_and_log(
     con: duckdb.DuckDBPyConnection,
-    batches: dict[str, Batch],
+    archived: dict[str, ArchivedFile],
     results: list[ElementResult],
     context: ImportContext,
 ) -> None:
     for result in results:
-        batch = batches.get(result.element)
-        if batch is not None:
-            stored = archive_file(batch.path, context.archive_dir)
+        stored = archived.get(result.element)
+        if stored is not None:
             result.sha256 = stored.sha256
             con.execute(
                 "insert into learnops.archive_file values (?, ?, ?, ?, ?, ?)",
                 [
                     context.run_id,
                     result.element,
-                    batch.path.name,
+                    result.file,
                     stored.sha256,
                     stored.size_bytes,
                     stored.stored_path,

@@ -24,16 +24,18 @@ from flows.hr_import.config import ElementSettings
 from flows.hr_import.elements import CUSTOM_FIELD_PREFIX, ElementSpec
 from flows.hr_import.parsing import (
     ISO_COUNTRIES,
+    date_series,
     is_valid_flag,
-    parse_date,
     parse_flag,
     parse_integer,
     parse_number,
-    parse_timestamp,
+    timestamp_series,
 )
 from flows.hr_import.reader import LINE_COLUMN, FeedFileError, FeedTable
 
 KEY_COLUMN = "_key"
+TYPED_PREFIX = "__typed_"
+"""Prefix of the parsed twin of a date or time column, computed once per file."""
 REJECT_COLUMNS = {LINE_COLUMN: pl.Int64, "reason_code": pl.String, "reason": pl.String}
 
 _EMAIL = r"^[^@\s,;<>()\[\]\\\"]+@[^@\s,;<>()\[\]\\\"]+\.[^@\s,;<>()\[\]\\\".]+$"
@@ -58,7 +60,13 @@ class Batch:
 
     @property
     def columns(self) -> set[str]:
-        return set(self.rows.columns) - {LINE_COLUMN, KEY_COLUMN}
+        return {c for c in self.rows.columns if c not in (LINE_COLUMN, KEY_COLUMN)} - set(
+            c for c in self.rows.columns if c.startswith(TYPED_PREFIX)
+        )
+
+    def data_columns(self) -> list[str]:
+        """The file's own columns, in file order (for the raw row of a reject)."""
+        return [c for c in self.rows.columns if c in self.columns]
 
     def reject(self, rejects: pl.DataFrame) -> None:
         """Add rejects (LINE_COLUMN, reason_code, reason); a row keeps its first reason."""
@@ -208,9 +216,7 @@ def _row_checks(batch: Batch, site_tz: str) -> list[_RowCheck]:
     date_hint = "YYYY-MM-DD" if settings.date_format == "iso" else settings.date_format
     for c in spec.date_columns:
         if c in columns:
-            valid = (text(c) == "") | parse_date(
-                pl.col(c), settings.date_format, site_tz
-            ).is_not_null()
+            valid = (text(c) == "") | pl.col(typed_name(c)).is_not_null()
             checks.append(
                 _RowCheck(
                     c,
@@ -222,8 +228,7 @@ def _row_checks(batch: Batch, site_tz: str) -> list[_RowCheck]:
             )
     for c in spec.timestamp_columns:
         if c in columns:
-            parsed = parse_timestamp(pl.col(c), settings.date_format, site_tz)
-            valid = (text(c) == "") | parsed.is_not_null()
+            valid = (text(c) == "") | pl.col(typed_name(c)).is_not_null()
             checks.append(
                 _RowCheck(
                     c,
@@ -277,9 +282,7 @@ def _custom_field_checks(batch: Batch, site_tz: str) -> list[_RowCheck]:
             continue
         value = pl.col(c).str.strip_chars()
         if declared.type == "date":
-            valid = (value == "") | parse_date(
-                pl.col(c), batch.settings.date_format, site_tz
-            ).is_not_null()
+            valid = (value == "") | pl.col(typed_name(c)).is_not_null()
             checks.append(
                 _RowCheck(
                     c, "custom_field_invalid", valid, "{column} '{value}' is not a valid date"
@@ -307,8 +310,28 @@ def _custom_field_checks(batch: Batch, site_tz: str) -> list[_RowCheck]:
     return checks
 
 
+def typed_name(column: str) -> str:
+    return TYPED_PREFIX + column
+
+
+def add_typed_columns(batch: Batch, site_tz: str) -> None:
+    """Parse every date and time column once; checks and apply both read the result."""
+    fmt = batch.settings.date_format
+    dates = [c for c in batch.spec.date_columns if c in batch.columns] + [
+        CUSTOM_FIELD_PREFIX + name
+        for name, declared in batch.settings.custom_fields.items()
+        if declared.type == "date" and CUSTOM_FIELD_PREFIX + name in batch.columns
+    ]
+    times = [c for c in batch.spec.timestamp_columns if c in batch.columns]
+    batch.rows = batch.rows.with_columns(
+        *(date_series(batch.rows[c], fmt, site_tz).alias(typed_name(c)) for c in dates),
+        *(timestamp_series(batch.rows[c], fmt, site_tz).alias(typed_name(c)) for c in times),
+    )
+
+
 def run_row_checks(batch: Batch, site_tz: str) -> None:
     """Validate every row with a pandera schema; failing rows become rejects."""
+    add_typed_columns(batch, site_tz)
     checks = _row_checks(batch, site_tz)
     by_name = {f"{check.code}:{i}": check for i, check in enumerate(checks)}
     columns: dict[str, list[pa.Check]] = {c: [] for c in batch.columns}
@@ -361,11 +384,11 @@ def reject_duplicate_keys(batch: Batch) -> None:
     Copies are counted over every row, rejected or not: when one copy is invalid, the file
     still says two things about one record, so the other copy must not win either.
     """
+    if not batch.rows[KEY_COLUMN].is_duplicated().any():
+        return
     if batch.spec.name == "course_completion":
         # A completion history may repeat a row verbatim: identical copies are one fact.
-        batch.rows = batch.rows.unique(
-            [c for c in batch.rows.columns if c != LINE_COLUMN], keep="first", maintain_order=True
-        )
+        batch.rows = batch.rows.unique(batch.data_columns(), keep="first", maintain_order=True)
         kept_lines = pl.concat(
             [batch.rows[LINE_COLUMN], pl.Series(list(batch.malformed_raw), dtype=pl.Int64)]
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
+import zstandard
 
 from .conftest import Importer
 
@@ -16,7 +16,7 @@ def test_same_file_twice_is_stored_once_and_logged_per_run(importer: Importer) -
     importer.run({"user.csv": USERS})
     importer.run({"user.csv": USERS})
 
-    stored = sorted(importer.archive_dir.glob("*/*.gz"))
+    stored = sorted(importer.archive_dir.glob("*/*.zst"))
     assert len(stored) == 1
     rows = importer.rows(
         "select run_id, element, file, sha256, stored_path from learnops.archive_file "
@@ -28,7 +28,7 @@ def test_same_file_twice_is_stored_once_and_logged_per_run(importer: Importer) -
     ]
     assert rows[0][3:] == rows[1][3:]
     assert stored[0] == importer.archive_dir / rows[0][4]
-    assert stored[0].name == f"{rows[0][3]}.csv.gz"
+    assert stored[0].name == f"{rows[0][3]}.csv.zst"
 
 
 def test_archived_file_holds_the_exact_input_bytes(importer: Importer) -> None:
@@ -36,13 +36,13 @@ def test_archived_file_holds_the_exact_input_bytes(importer: Importer) -> None:
     original = (feeds / "user.csv").read_bytes()
     importer.run(feeds_dir=feeds)
 
-    (stored,) = importer.archive_dir.glob("*/*.gz")
-    assert gzip.decompress(stored.read_bytes()) == original
+    (stored,) = importer.archive_dir.glob("*/*.zst")
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(stored.read_bytes()) == original
 
 
 def test_changed_file_is_stored_again(importer: Importer) -> None:
     importer.run({"user.csv": USERS})
     importer.run({"user.csv": USERS + "u02,bob,Bob,Ray\n"})
 
-    assert len(list(importer.archive_dir.glob("*/*.gz"))) == 2
+    assert len(list(importer.archive_dir.glob("*/*.zst"))) == 2
     assert importer.rows("select count(distinct sha256) from learnops.archive_file") == [(2,)]
