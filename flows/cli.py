@@ -332,10 +332,10 @@ def restore_feeds(run_id: str, warehouse: Path | None, out: Path) -> None:
         rows = con.execute(
             "select file, stored_path from learnops.archive_file where run_id = ?", [run_id]
         ).fetchall()
-        as_of: datetime | None = (
-            con.execute("select as_of from learnops.run_log where run_id = ?", [run_id]).fetchone()
-            or [None]
-        )[0]
+        runs = con.execute(
+            "select as_of from learnops.run_log where run_id = ?", [run_id]
+        ).fetchall()
+    as_of: datetime | None = runs[0][0] if runs else None
     if not rows:
         raise CommandFailed(f"no archived files for run {run_id}")
     for file, stored in rows:

@@ -126,15 +126,15 @@ def last_published_run(paths: WarehousePaths) -> tuple[str, datetime] | None:
         exists = con.execute(
             "select count(*) from information_schema.tables "
             "where table_schema = 'learnops' and table_name = 'run_log'"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if not exists:
             return None
         row = con.execute(
             "select run_id, as_of from learnops.run_log where status = 'succeeded' "
             "order by as_of desc, started_at desc limit 1"
-        ).fetchone()
-    return (row[0], row[1]) if row else None
+        ).fetchall()
+    return (row[0][0], row[0][1]) if row else None
 
 
 def count_runs(con: duckdb.DuckDBPyConnection) -> int:
-    return con.execute("select count(*) from learnops.run_log").fetchone()[0]
+    return con.execute("select count(*) from learnops.run_log").fetchall()[0][0]

@@ -34,18 +34,25 @@ Bad rows (``bad_rows=True``): thirteen rows, the same whatever the size, each li
 report; they are extra rows (or rows of extra users and organisations) that no good row
 depends on.
 
-Timings (2-core machine, polars 2.1, measured by hand; wall clock of ``generate_feeds``,
-files written, peak RSS of the process):
+Formats: UTF-8 CSV, comma, header row, LF line ends, no quoting needed (no value holds
+a comma, quote or newline). Empty cell = no value. ``timemodified`` is Unix seconds; dates
+(``startdate``, ``enddate``, ``customfield_hiredate``) are ``YYYY-MM-DD``; ``timecompleted``,
+``firstaccess`` and ``lastaccess`` are ``YYYY-MM-DDTHH:MM:SSZ`` (UTC); flags are 0/1 and
+``deleted`` is 0 on every row (full feeds: absence is the removal). ``FEED_COLUMNS`` lists
+the columns of each file.
+
+Timings (2-core machine shared with other work, polars 2.1, measured by hand: wall clock of
+``generate_feeds`` with the files written, and the peak RSS of the process):
 
 =========  ========  ==============================================  ========
 users      seconds   rows written                                    peak RSS
 =========  ========  ==============================================  ========
-10,000     0.2       203 orgs, 11k jobs, 0.2M completions             0.13 GB
-100,000    1.6       2k orgs, 110k jobs, 2.0M completions             0.55 GB
-1,000,000  25        20k orgs, 1.1M jobs, 19.8M completions (1.1 GB)  2.9 GB
+10,000     0.2       203 orgs, 11k jobs, 0.19M completions            0.13 GB
+100,000    1.5-2.0   2k orgs, 110k jobs, 1.9M completions             0.5 GB
+1,000,000  17-25     20k orgs, 1.1M jobs, 19.3M completions (1 GB)    3.5 GB
 =========  ========  ==============================================  ========
 
-Epoch 1 at 1M users takes 28 s (each churn round adds about 3 s).
+Epoch 1 at 1M users took 28-31 s.
 """
 
 from __future__ import annotations
@@ -1160,7 +1167,7 @@ def _people(frame: pl.DataFrame, orgs: pl.DataFrame, seed: int, joined: int | No
         "city",
         "country",
         # Most German and French staff use their language; some prefer English.
-        pl.when(lang_other < 15)
+        pl.when(pl.col("country").is_in(["DE", "FR"]) & (lang_other < 15))
         .then(pl.lit("en"))
         .otherwise(pl.col("country").replace_strict(LANGUAGES, default="en"))
         .alias("lang"),
@@ -1866,11 +1873,16 @@ def _versioned(
     """ "Fire Safety <year>": three in four people take the year's course while employed."""
     h = _hash(seed, "versioned", pl.col("user_no"), pl.col("course_no"))
     lo = pl.max_horizontal(pl.col("first_day"), pl.col("hire_day") + 7, pl.lit(_LMS_DAY))
-    hi = pl.min_horizontal(pl.col("last_day"), pl.lit(as_of_day - 1))
+    # The day ignores as_of (the cut happens later), so moving as_of only adds rows.
+    hi = pl.col("last_day")
     return (
         learners.join(catalogue.versioned, how="cross")
         .with_columns(lo.alias("lo"), hi.alias("hi"), h.alias("_h"))
-        .filter((_unit(pl.col("_h")) < VERSIONED_TAKE_UP) & (pl.col("lo") <= pl.col("hi")))
+        .filter(
+            (_unit(pl.col("_h")) < VERSIONED_TAKE_UP)
+            & (pl.col("lo") <= pl.col("hi"))
+            & (pl.col("lo") < as_of_day)
+        )
         .select(
             "user_no",
             "course_no",
@@ -1884,24 +1896,29 @@ def _versioned(
 
 
 def _elective_plan(seed: int, electives: int) -> tuple[pl.Expr, pl.Expr]:
-    """(count, first course offset) of a person's electives: 0-16 courses, a run of
+    """(count, first course offset) of a person's electives: 0-27 courses, a run of
     consecutive catalogue entries starting early in the catalogue more often."""
     h = _hash(seed, "electives", pl.col("user_no"))
-    count = pl.min_horizontal(_bits(h, 0, 17), pl.lit(electives))
+    count = pl.min_horizontal(_bits(h, 0, 28), pl.lit(electives))
     start = (electives * _unit(h).pow(2)).cast(pl.Int64)
     return count, start
+
+
+_ELECTIVE_HORIZON = _REF_DAY + 2 * 365
+"""Electives are spread from joining to two years after REFERENCE_DATE and cut at as_of:
+the days do not depend on as_of, so a later as_of only adds completions."""
 
 
 def _electives(
     learners: pl.DataFrame, catalogue: _Catalogue, seed: int, as_of_day: int
 ) -> pl.DataFrame:
-    """Electives taken at a random moment between joining and as_of."""
+    """Electives taken at a random moment after joining (see _ELECTIVE_HORIZON)."""
     count, start = _elective_plan(seed, catalogue.electives)
     lo = _first_lms_day(pl.col("hire_day")) + 1
     h = _hash(seed, "elective", pl.col("user_no"), pl.col("j"))
     return (
         learners.with_columns(count.alias("n"), start.alias("s"), lo.alias("lo"))
-        .filter((pl.col("n") > 0) & (pl.col("lo") < as_of_day))
+        .filter((pl.col("n") > 0) & (pl.col("lo") < min(as_of_day, _ELECTIVE_HORIZON)))
         .with_columns(pl.int_ranges(0, pl.col("n")).alias("j"))
         .explode("j")
         .with_columns(h.alias("_h"))
@@ -1911,7 +1928,8 @@ def _electives(
                 "course_no"
             ),
             _stamp(
-                pl.col("lo") + _bits(pl.col("_h"), 0, as_of_day - pl.col("lo")), pl.col("_h")
+                pl.col("lo") + _bits(pl.col("_h"), 0, _ELECTIVE_HORIZON - pl.col("lo")),
+                pl.col("_h"),
             ).alias("t"),
             _grade(pl.col("_h")).alias("grade"),
         )
@@ -1922,23 +1940,21 @@ def _weekly(
     learners: pl.DataFrame, catalogue: _Catalogue, seed: int, step: int, day: int
 ) -> pl.DataFrame:
     """Churn round ``step``: ~5 % of learners finish one more elective in the week before
-    ``day``. It is the next course after their electives, so keys never collide."""
+    ``day``, in the evening (19:00-22:00 UTC). Every other completion is stamped in working
+    hours and each round has its own week, so these keys never collide with any other."""
     count, start = _elective_plan(seed, catalogue.electives)
     h = _hash(seed, "weekly", pl.col("user_no"), step)
-    offset = pl.col("n") + step - 1
+    offset = pl.col("n") + step - 1  # the next course after their own electives
+    evening = (day - 1 - _bits(pl.col("_h"), 8, 7)) * _SECONDS_PER_DAY + 19 * 3600
     return (
         learners.with_columns(count.alias("n"), start.alias("s"), h.alias("_h"))
-        .filter(
-            (_bits(pl.col("_h"), 0, 100) < 5)
-            & (pl.col("hire_day") <= day - 8)
-            & (offset < catalogue.electives)
-        )
+        .filter((_bits(pl.col("_h"), 0, 100) < 5) & (pl.col("hire_day") <= day - 8))
         .select(
             "user_no",
             (catalogue.first_elective + (pl.col("s") + offset) % catalogue.electives).alias(
                 "course_no"
             ),
-            _stamp(day - 1 - _bits(pl.col("_h"), 8, 7), pl.col("_h")).alias("t"),
+            (evening + _bits(pl.col("_h"), 20, 3 * 3600)).alias("t"),
             _grade(pl.col("_h")).alias("grade"),
         )
     )

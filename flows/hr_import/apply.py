@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import duckdb
 import polars as pl
 
 from flows.hr_import.elements import CUSTOM_FIELD_PREFIX
@@ -109,8 +110,17 @@ def merge_rows(
     )
 
 
-def key_in(column: str, values: pl.Series | list[str] | set[str]) -> pl.Expr:
-    return pl.col(column).is_in(pl.Series(list(values), dtype=pl.String).implode())
+Ids = pl.Series | set[str] | list[str]
+"""A set of ids; pass a polars Series for big sets (no conversion per use)."""
+
+
+def as_series(values: Ids) -> pl.Series:
+    return values if isinstance(values, pl.Series) else pl.Series(list(values), dtype=pl.String)
+
+
+def key_in(column: str | pl.Expr, values: Ids) -> pl.Expr:
+    expr = pl.col(column) if isinstance(column, str) else column
+    return expr.is_in(as_series(values).implode())
 
 
 def reference_after_merge(
@@ -141,7 +151,7 @@ def apply_custom_fields(
     batch: Batch,
     id_column: str,
     site_tz: str,
-    live_ids: set[str],
+    live_ids: Ids,
 ) -> pl.DataFrame:
     """Long (id, field_name, value) table after the rows' `customfield_*` cells."""
     custom = [c for c in batch.columns if c.startswith(CUSTOM_FIELD_PREFIX)]
@@ -458,9 +468,9 @@ JOB_COLUMNS = [
 class JobContext:
     """The new live state of the elements job assignments reference."""
 
-    live_user_ids: set[str]  # not deleted
-    organisation_ids: set[str]
-    position_ids: set[str]
+    live_user_ids: pl.Series  # not deleted
+    organisation_ids: pl.Series
+    position_ids: pl.Series
     run_id: str
     run_ordinal: int
 
@@ -520,7 +530,7 @@ def _apply_job_file(
             "appraiseridnumber",
         )
     }
-    users = pl.Series(list(context.live_user_ids), dtype=pl.String).implode()
+    users = context.live_user_ids.implode()
 
     def missing(expr: pl.Expr, known: pl.Expr) -> pl.Expr:
         return (expr != "") & ~expr.is_in(known)
@@ -541,7 +551,7 @@ def _apply_job_file(
     ]
     for column, code, known, label in checks:
         batch.reject_where(
-            missing(text[column], pl.Series(list(known), dtype=pl.String).implode()),
+            missing(text[column], known.implode()),
             code,
             pl.format(
                 f"{label} '{{}}' does not exist (or is removed): correct {column}", text[column]
@@ -706,42 +716,66 @@ def apply_courses(old: pl.DataFrame, batch: Batch, *, site_tz: str) -> tuple[pl.
     )
 
 
-def apply_completions(
-    old: pl.DataFrame,
-    batch: Batch,
-    *,
-    known_users: set[str],
-    course_ids: set[str],
-    run_id: str,
-    site_tz: str,
-) -> tuple[pl.DataFrame, Change]:
-    """Completions are a history: new keys are added, none is removed by absence."""
+def completion_rows(batch: Batch, *, known_users: Ids, course_ids: Ids) -> pl.DataFrame:
+    """The accepted completions, typed; unknown users and courses are rejected first.
+
+    Completions are a history that only grows, often to tens of millions of rows, so they
+    are merged into the live table by :func:`merge_completions` in DuckDB instead of being
+    rebuilt in memory like the other elements.
+    """
     _reject_unknown(batch, "useridnumber", known_users, "user_not_found", "user")
     _reject_unknown(batch, "courseidnumber", course_ids, "course_not_found", "course")
-    rows = batch.accepted().select(
+    grade = parse_number(pl.col("grade")) if "grade" in batch.columns else pl.lit(None, pl.Float64)
+    return batch.accepted().select(
         pl.col("useridnumber").str.strip_chars().alias("user_id"),
         pl.col("courseidnumber").str.strip_chars().alias("course_id"),
         pl.col(typed_name("timecompleted")).alias("completed_at"),
-        (
-            parse_number(pl.col("grade")) if "grade" in batch.columns else pl.lit(None, pl.Float64)
-        ).alias("grade"),
-        pl.lit(run_id).alias("first_seen_run_id"),
+        grade.alias("grade"),
     )
-    key = ["user_id", "course_id", "completed_at"]
-    rows = rows.unique(key, keep="first", maintain_order=True)
-    kept_first_seen = (
-        rows.join(old.select([*key, "first_seen_run_id"]), on=key, how="left", suffix="_old")
-        .with_columns(
-            pl.coalesce("first_seen_run_id_old", "first_seen_run_id").alias("first_seen_run_id")
+
+
+def merge_completions(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, run_id: str) -> Change:
+    """Add new completions and take a changed grade; nothing is removed by absence."""
+    before = con.execute("select count(*) from hr.course_completion").fetchall()[0][0]
+    con.register("_completions", rows)
+    try:
+        # Two spellings of one instant (ISO and Unix seconds) are one completion.
+        con.execute(
+            """
+            create or replace temp table _incoming_completions as
+            select user_id, course_id, completed_at, any_value(grade) as grade
+            from _completions
+            group by all
+            """
         )
-        .drop("first_seen_run_id_old")
-    )
-    new = pl.concat([old.join(rows, on=key, how="anti"), kept_first_seen.cast(old.schema)])
-    return new, Change(live_before=old.height, added=rows.join(old, on=key, how="anti").height)
+        updated = con.execute(
+            """
+            update hr.course_completion as live
+            set grade = incoming.grade
+            from _incoming_completions as incoming
+            where live.user_id = incoming.user_id and live.course_id = incoming.course_id
+              and live.completed_at = incoming.completed_at
+              and live.grade is distinct from incoming.grade
+            """
+        ).fetchall()[0][0]
+        added = con.execute(
+            """
+            insert into hr.course_completion
+            select incoming.*, ? as first_seen_run_id
+            from _incoming_completions as incoming
+            anti join hr.course_completion as live
+              using (user_id, course_id, completed_at)
+            """,
+            [run_id],
+        ).fetchall()[0][0]
+        con.execute("drop table _incoming_completions")
+    finally:
+        con.unregister("_completions")
+    return Change(live_before=before, added=added, updated=updated)
 
 
 def apply_access(
-    old: pl.DataFrame, batch: Batch, *, known_users: set[str], site_tz: str
+    old: pl.DataFrame, batch: Batch, *, known_users: Ids, site_tz: str
 ) -> tuple[pl.DataFrame, Change]:
     """First and last access per user, upserted."""
     _reject_unknown(batch, "useridnumber", known_users, "user_not_found", "user")
@@ -763,7 +797,7 @@ def apply_access(
 
 def _reject_unknown(batch: Batch, column: str, known: set[str], code: str, label: str) -> None:
     batch.reject_where(
-        ~pl.col(column).str.strip_chars().is_in(pl.Series(list(known), dtype=pl.String).implode()),
+        ~key_in(pl.col(column).str.strip_chars(), known),
         code,
         pl.format(
             f"{label} '{{}}' is unknown to learnops: import it first or correct {column}",

@@ -37,6 +37,7 @@ _HIERARCHIES = {
     "pos": ("position", "position_id"),
     "comp": ("competency", "competency_id"),
 }
+_PENDING_COMPLETIONS = "_pending_completions"
 _ALTERNATE_SUFFIXES = (".csv", ".parquet", ".jsonl", ".ndjson")
 
 
@@ -113,11 +114,12 @@ def read_and_check(path: Path, settings: ElementSettings, site_tz: str) -> Batch
 
 
 def load_live_state(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
-    """Every hr.* table as a polars frame."""
+    """Every hr.* table as a polars frame, except the completion history (merged in SQL)."""
     tables = [
         name
         for (name,) in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'hr'"
+            "select table_name from information_schema.tables "
+            "where table_schema = 'hr' and table_name <> 'course_completion'"
         ).fetchall()
     ]
     return {name: con.sql(f'select * from hr."{name}"').pl() for name in tables}  # noqa: S608 - names from the catalog
@@ -174,7 +176,13 @@ def import_feeds(
                 result.notes.extend(change.notes)
 
         _guard_removals(results, rules, context.allow_mass_removal)
+        pending = new.pop(_PENDING_COMPLETIONS, None)
         _write_live_state(con, {t: f for t, f in new.items() if f is not live[t]})
+        if pending is not None:
+            merged = apply.merge_completions(con, pending, context.run_id)
+            completions = next(r for r in results if r.element == "course_completion")
+            completions.added, completions.updated = merged.added, merged.updated
+            completions.live_before = merged.live_before
         _write_rejects(con, batches, context.run_id)
         _archive_and_log(
             con, {name: future.result() for name, future in archived.items()}, results, context
@@ -197,7 +205,7 @@ def _apply_element(
         new[table], change = apply.apply_hierarchy(
             live[table], batch, id_column=id_column, run_id=run_id, site_tz=tz
         )
-        live_ids = set(new[table][id_column].to_list())
+        live_ids = new[table][id_column]
         if name != "comp":
             new[f"{table}_custom_field"] = apply.apply_custom_fields(
                 live[f"{table}_custom_field"],
@@ -212,7 +220,7 @@ def _apply_element(
         if batch is None:
             return None
         new["user"], change = apply.apply_users(live["user"], batch, run_id=run_id, site_tz=tz)
-        live_ids = set(new["user"]["user_id"].to_list())
+        live_ids = new["user"]["user_id"]
         new["user_custom_field"] = apply.apply_custom_fields(
             live["user_custom_field"],
             batch.accepted().filter(~batch.is_deleted()),
@@ -224,11 +232,9 @@ def _apply_element(
         return change
     if name == "jobassignment":
         job_context = JobContext(
-            live_user_ids=set(
-                new["user"].filter(pl.col("status") != "deleted")["user_id"].to_list()
-            ),
-            organisation_ids=set(new["organisation"]["organisation_id"].to_list()),
-            position_ids=set(new["position"]["position_id"].to_list()),
+            live_user_ids=new["user"].filter(pl.col("status") != "deleted")["user_id"],
+            organisation_ids=new["organisation"]["organisation_id"],
+            position_ids=new["position"]["position_id"],
             run_id=run_id,
             run_ordinal=context.run_ordinal,
         )
@@ -238,18 +244,15 @@ def _apply_element(
         return change if batch is not None else None
     if batch is None:
         return None
-    known_users = set(new["user"]["user_id"].to_list())
+    known_users = new["user"]["user_id"]
     if name == "course":
         new["course"], change = apply.apply_courses(live["course"], batch, site_tz=tz)
     elif name == "course_completion":
-        new["course_completion"], change = apply.apply_completions(
-            live["course_completion"],
-            batch,
-            known_users=known_users,
-            course_ids=set(new["course"]["course_id"].to_list()),
-            run_id=run_id,
-            site_tz=tz,
+        # Merged into hr.course_completion by DuckDB after the removal guard passed.
+        new[_PENDING_COMPLETIONS] = apply.completion_rows(
+            batch, known_users=known_users, course_ids=new["course"]["course_id"]
         )
+        return None
     else:
         new["user_access"], change = apply.apply_access(
             live["user_access"], batch, known_users=known_users, site_tz=tz

@@ -79,20 +79,63 @@ def read_feed(path: Path, csv_options: CsvOptions | None = None) -> FeedTable:
 
 
 def _read_csv(path: Path, options: CsvOptions) -> FeedTable:
-    text = _decode(path, options.encoding)
+    data = path.read_bytes()
+    table = _read_csv_fast(path, data, options)
+    if table is not None:
+        return table
+    text = _decode(path, data, options.encoding)
     if not text.strip():
         raise FeedFileError(path, "file.empty", "the file is empty: it needs at least a header row")
     header_line, _, _ = text.partition("\n")
     header = _parse_header(path, header_line.rstrip("\r"), options)
-    if options.quote_char not in text:
-        table = _read_csv_fast(path, text, header, options)
-        if table is not None:
-            return table
     return _read_csv_exact(path, text, header, options)
 
 
-def _decode(path: Path, encoding: str) -> str:
-    data = path.read_bytes()
+def _read_csv_fast(path: Path, data: bytes, options: CsvOptions) -> FeedTable | None:
+    """Parse a plain UTF-8 CSV straight from bytes with polars; None if it is not plain.
+
+    Plain means: no quote characters, no CR, no blank lines, and exactly one delimiter
+    fewer than the header's columns on every line. Then line N of the file is record
+    N - 1, and the check is three byte counts plus polars refusing over-long rows: the
+    delimiter total can only match when no line is short. Anything else goes the exact way.
+    """
+    if codecs.lookup(options.encoding).name != "utf-8":
+        return None
+    data = data.removeprefix(codecs.BOM_UTF8)
+    delimiter = options.delimiter.encode()
+    if (
+        not data.strip()
+        or data.startswith(b"\n")
+        or any(marker in data for marker in (b"\x00", b"\r", b"\n\n", options.quote_char.encode()))
+    ):
+        return None
+    first_line = data.split(b"\n", 1)[0]
+    try:
+        header = _parse_header(path, first_line.decode("utf-8"), options)
+    except UnicodeDecodeError:
+        return None
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if data.count(delimiter) != (len(header) - 1) * lines:
+        return None
+    try:
+        frame = pl.read_csv(
+            data,
+            separator=options.delimiter,
+            quote_char=None,
+            infer_schema=False,
+            empty_string_is_null=False,
+            truncate_ragged_lines=False,
+            new_columns=header,
+        )
+    except pl.exceptions.PolarsError:
+        return None  # e.g. invalid UTF-8: the exact reader names the line
+    if frame.height != lines - 1:
+        return None
+    frame = frame.with_columns(pl.int_range(2, frame.height + 2, dtype=pl.Int64).alias(LINE_COLUMN))
+    return FeedTable(path=path, frame=frame)
+
+
+def _decode(path: Path, data: bytes, encoding: str) -> str:
     try:
         wide = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
     except LookupError:
@@ -155,26 +198,6 @@ def _parse_header(path: Path, header_line: str, options: CsvOptions) -> list[str
             raise FeedFileError(path, "file.header", f"the header names column '{name}' twice")
         seen.add(name)
     return names
-
-
-def _read_csv_fast(
-    path: Path, text: str, header: list[str], options: CsvOptions
-) -> FeedTable | None:
-    """Parse a quote-free CSV with polars; None when the exact path must take over."""
-    lines = pl.Series("line", text.rstrip("\n").split("\n"), dtype=pl.String)
-    separators = lines.str.count_matches(options.delimiter, literal=True)
-    if (separators != len(header) - 1).any() or (lines.str.len_chars() == 0).any():
-        return None  # ragged or blank lines: let the exact reader name them
-    frame = pl.read_csv(
-        text.encode(),
-        separator=options.delimiter,
-        quote_char=None,
-        infer_schema=False,
-        empty_string_is_null=False,
-        new_columns=header,
-    )
-    frame = frame.with_columns(pl.int_range(2, frame.height + 2, dtype=pl.Int64).alias(LINE_COLUMN))
-    return FeedTable(path=path, frame=frame)
 
 
 def _read_csv_exact(path: Path, text: str, header: list[str], options: CsvOptions) -> FeedTable:
@@ -252,7 +275,7 @@ def _read_parquet(path: Path) -> FeedTable:
 
 
 def _read_jsonl(path: Path) -> FeedTable:
-    text = _decode(path, "utf-8")
+    text = _decode(path, path.read_bytes(), "utf-8")
     records: list[dict[str, object]] = []
     line_numbers: list[int] = []
     for number, line in enumerate(text.split("\n"), start=1):

@@ -366,6 +366,17 @@ def test_learning_records_are_a_history_before_as_of(medium: Feeds) -> None:
     assert scores.min() >= 1 and scores.max() <= 10  # type: ignore[operator]
 
 
+def test_a_later_as_of_only_adds_completions(root: Path, medium: Feeds) -> None:
+    later = generate(root, "medium_later", 2_000, as_of=AS_OF + timedelta(days=30))
+    key = ["useridnumber", "courseidnumber", "timecompleted"]
+    before, after = medium["course_completion"], later["course_completion"]
+    assert before.join(after, on=key, how="anti").height == 0, "history never moves"
+    added = after.join(before, on=key, how="anti")
+    assert added.height > 0
+    assert (added["timecompleted"] >= "2026-11-01").all()
+    assert later["user"].equals(medium["user"])  # people do not depend on as_of
+
+
 def test_access_dates_fit_the_completions(medium: Feeds) -> None:
     access = medium["user_access"]
     users = medium["user"].height
