@@ -22,7 +22,7 @@ configure_runtime_env()
 
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
-DEMO_AS_OF = ("2026-11-01T06:00:00Z", "2026-11-02T06:00:00Z")
+DEMO_AS_OF = ("2026-11-01T06:00:00Z", "2026-11-08T06:00:00Z")  # generator epochs are weeks
 
 
 class CommandFailed(click.ClickException):
@@ -216,10 +216,12 @@ def validate(
     ensure_state_schema(con)
     if paths.published.exists():
         con.execute("attach ? as published (read_only)", [str(paths.published)])
-        for (table,) in con.execute(
-            "select table_name from information_schema.tables where table_catalog = 'published' and table_schema = 'hr'"
-        ).fetchall():
-            con.execute(f'insert into hr."{table}" select * from published.hr."{table}"')  # noqa: S608 - catalog names
+        tables = con.execute(
+            "select table_name from information_schema.tables "
+            "where table_catalog = 'published' and table_schema = 'hr'"
+        ).fetchall()
+        for (table,) in tables:  # names from the catalog, not from users
+            con.execute(f'insert into hr."{table}" select * from published.hr."{table}"')  # noqa: S608
     context = ImportContext(
         run_id="validate",
         run_ordinal=1,
@@ -242,7 +244,8 @@ def validate(
     for warning in summary.warnings:
         click.echo(f"warning: {warning}")
     for file, line, record, code, reason in con.execute(
-        "select file, row_number, record_id, reason_code, reason from learnops.import_reject_log order by element, row_number"
+        "select file, row_number, record_id, reason_code, reason "
+        "from learnops.import_reject_log order by element, row_number"
     ).fetchall():
         problems += 1
         click.echo(f"{settings.feeds / file}:{line}: [{record}] {code}: {reason}")
@@ -272,21 +275,30 @@ def validate(
 )
 @_one_line_errors
 def demo(users: int, seed: int, out: Path, engine: str) -> None:
-    """Generate a realistic organisation and run the pipeline on two consecutive days."""
-    from flows.demo.generator import generate_feeds
+    """Generate a realistic organisation and run the pipeline on it twice, a week apart."""
+    import shutil
 
-    warehouse = out / "warehouse.duckdb"
-    for day, as_of in enumerate(DEMO_AS_OF):
-        feeds = out / f"feeds_day{day + 1}"
-        report = generate_feeds(feeds, users, seed=seed, epoch=day)
+    from flows.demo.generator import generate_feeds
+    from flows.warehouse import warehouse_paths
+
+    paths = warehouse_paths(out / "warehouse.duckdb")
+    # The demo always starts from an empty warehouse, so running it again works.
+    paths.published.unlink(missing_ok=True)
+    shutil.rmtree(paths.state_dir, ignore_errors=True)
+    for week, as_of in enumerate(DEMO_AS_OF):
+        feeds = out / f"feeds_week{week + 1}"
+        report = generate_feeds(feeds, users, seed=seed, epoch=week)
         click.echo(
-            f"day {day + 1}: generated {report.rows.get('user', 0)} users into {feeds} "
+            f"\nweek {week + 1}: generated {report.rows.get('user', 0)} users into {feeds} "
             f"({len(report.bad_rows)} deliberately bad rows)"
         )
-        result = _run(feeds, REPO_ROOT / "rules", warehouse, as_of, (), engine, None)
+        result = _run(feeds, REPO_ROOT / "rules", paths.published, as_of, (), engine, None)
         _print_summary(result)
+    query = "select reason_code, count(*) from import_reject group by all"
     click.echo(
-        f'\nquery it: duckdb -readonly {warehouse.resolve()} "select * from dim_user limit 5"'
+        "\nquery the published warehouse (read-only, also while a run is building):\n"
+        f"  .venv/bin/python -c \"import duckdb; duckdb.connect('{paths.published}', "
+        f"read_only=True).sql('{query}').show()\""
     )
 
 
@@ -343,7 +355,8 @@ def restore_feeds(run_id: str, warehouse: Path | None, out: Path) -> None:
         click.echo(f"restored {out / file}")
     if as_of is not None:
         click.echo(
-            f"replay with: learnops run --feeds {out} --as-of {as_of:%Y-%m-%dT%H:%M:%SZ} --warehouse NEW_FILE"
+            f"replay with: learnops run --feeds {out} --as-of {as_of:%Y-%m-%dT%H:%M:%SZ} "
+            "--warehouse NEW_FILE"
         )
 
 

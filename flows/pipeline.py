@@ -101,7 +101,8 @@ def start_run(request: RunRequest, paths: WarehousePaths) -> tuple[RunResult, Hr
         con.execute("delete from learnops.run_context")
         con.execute("insert into learnops.run_context values (?, ?)", [run_id, request.as_of])
         con.execute(
-            "insert into learnops.run_log (run_id, as_of, started_at, status) values (?, ?, ?, 'running')",
+            "insert into learnops.run_log (run_id, as_of, started_at, status) "
+            "values (?, ?, ?, 'running')",
             [run_id, request.as_of, _now()],
         )
     return result, rules
@@ -141,7 +142,8 @@ def publish_stage(paths: WarehousePaths, result: RunResult, rules: HrImportRules
     """Mark the run succeeded and swap the building copy in."""
     with duckdb.connect(str(paths.building)) as con:
         con.execute(
-            "update learnops.run_log set status = 'succeeded', finished_at = ?, message = ? where run_id = ?",
+            "update learnops.run_log set status = 'succeeded', finished_at = ?, message = ? "
+            "where run_id = ?",
             [_now(), _success_message(result), result.run_id],
         )
     publish(paths)
@@ -172,7 +174,10 @@ def describe_error(error: BaseException) -> str:
 
 def _success_message(result: RunResult) -> str:
     rejected = result.summary.rows_rejected if result.summary else 0
-    return f"{result.models_built} models built, {result.tests_passed} tests passed, {rejected} rows rejected"
+    return (
+        f"{result.models_built} models built, {result.tests_passed} tests passed, "
+        f"{rejected} rows rejected"
+    )
 
 
 def _now() -> datetime:

@@ -26,7 +26,7 @@ def summary_lines(result: RunResult) -> list[str]:
     if result.stage_seconds:
         timings = ", ".join(f"{k} {v:.1f}s" for k, v in result.stage_seconds.items())
         lines.append(f"  time: {timings}")
-    lines.append(f"  warehouse: {result.warehouse} (rejected rows: select * from import_reject)")
+    lines.append(f"  warehouse: {result.warehouse} (rejected rows are in import_reject)")
     return lines
 
 

@@ -52,7 +52,7 @@ def test_malformed_feed_fails_with_one_line_and_no_traceback(
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
-        "learnops: error: org.csv: the header has one column 'idnumber\tfullname': the file looks "
+        "learnops: error: org.csv: the header has one column 'idnumber\\tfullname': the file looks "
         "delimited by TAB, not ','; set csv.delimiter for this element in rules/hr_import.yaml"
     ]
 

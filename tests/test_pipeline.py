@@ -44,14 +44,11 @@ def query(warehouse: Path, sql: str) -> list[tuple]:
 def fingerprint(warehouse: Path) -> dict[str, str]:
     """A content hash per contract table, independent of row order."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {
-            table: hashlib.sha256(
-                "\n".join(
-                    sorted(map(repr, con.execute(f"select * from {table}").fetchall()))
-                ).encode()  # noqa: S608
-            ).hexdigest()
-            for table in CONTRACT_TABLES
-        }
+        hashes = {}
+        for table in CONTRACT_TABLES:
+            rows = con.execute(f"select * from {table}").fetchall()  # noqa: S608 - constants
+            hashes[table] = hashlib.sha256("\n".join(sorted(map(repr, rows))).encode()).hexdigest()
+        return hashes
 
 
 @pytest.fixture(scope="module")

@@ -186,7 +186,7 @@ def _parse_header(path: Path, header_line: str, options: CsvOptions) -> list[str
                 raise FeedFileError(
                     path,
                     "file.delimiter",
-                    f"the header has one column '{names[0][:60]}': the file looks delimited "
+                    f"the header has one column {names[0][:60]!r}: the file looks delimited "
                     f"by {label}, not {configured}; set csv.delimiter for this element in "
                     f"rules/hr_import.yaml",
                 )
