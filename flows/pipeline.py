@@ -159,7 +159,8 @@ def record_failure(paths: WarehousePaths, result: RunResult, error: BaseExceptio
     with duckdb.connect(str(paths.building)) as con:
         con.execute("delete from learnops.run_log where run_id = ?", [result.run_id])
         con.execute(
-            "insert into learnops.run_log (run_id, as_of, started_at, finished_at, status, message) "
+            "insert into learnops.run_log "
+            "(run_id, as_of, started_at, finished_at, status, message) "
             "values (?, ?, ?, ?, 'failed', ?)",
             [result.run_id, result.as_of, _now(), _now(), result.message],
         )

@@ -374,7 +374,9 @@ def _last_imported_hashes(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         from learnops.import_file_log as f
         join learnops.run_log as r using (run_id)
         where r.status = 'succeeded' and f.sha256 is not null
-        qualify row_number() over (partition by f.element order by r.as_of desc, r.started_at desc) = 1
+        qualify row_number() over (
+            partition by f.element order by r.as_of desc, r.started_at desc
+        ) = 1
         """
     ).fetchall()
     return dict(rows)

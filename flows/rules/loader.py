@@ -84,9 +84,9 @@ def _walk(tree: Any, loc: tuple[Any, ...]) -> tuple[Any, Any, Any]:
     """Follow a pydantic location into the YAML tree: (node, its parent, key in parent)."""
     node, parent, key = tree, None, None
     for step in loc:
-        if isinstance(node, CommentedMap) and step in node:
-            parent, key, node = node, step, node[step]
-        elif isinstance(node, CommentedSeq) and isinstance(step, int) and step < len(node):
+        in_map = isinstance(node, CommentedMap) and step in node
+        in_seq = isinstance(node, CommentedSeq) and isinstance(step, int) and step < len(node)
+        if in_map or in_seq:
             parent, key, node = node, step, node[step]
         else:
             break  # a union tag or a missing key: stop at the deepest real node
