@@ -193,7 +193,9 @@ def run_pipeline(request: RunRequest, *, task: Callable[..., Any] | None = None)
     call = task or (lambda fn, *args, **_: fn(*args))
     paths = warehouse_paths(request.warehouse)
     with writer_lock(paths, wait_seconds=request.lock_wait_seconds):
-        result, rules = start_run(request, paths)
+        started = time.perf_counter()
+        result, rules = start_run(request, paths)  # includes copying the published file
+        result.stage_seconds["prepare"] = round(time.perf_counter() - started, 3)
         try:
             for name, stage, args in (
                 ("import", import_stage, (request, paths, result, rules)),

@@ -45,7 +45,7 @@ class Column:
     never_blank: bool = False
 
 
-def typed(column: Column, date_format: str, site_tz: str) -> pl.Expr:
+def typed(column: Column) -> pl.Expr:
     text = pl.col(column.feed)
     match column.kind:
         case "flag":
@@ -67,7 +67,6 @@ def merge_rows(
     key: list[str],
     columns: list[Column],
     batch: Batch,
-    site_tz: str,
 ) -> pl.DataFrame:
     """New live values for the incoming rows, honouring `empty_fields` (SPEC §3.2).
 
@@ -91,12 +90,7 @@ def merge_rows(
             continue
         empty = pl.col(column.feed).str.strip_chars() == ""
         on_empty = old_value if (not erase or column.never_blank) else pl.lit(None)
-        exprs.append(
-            pl.when(empty)
-            .then(on_empty)
-            .otherwise(typed(column, batch.settings.date_format, site_tz))
-            .alias(column.live)
-        )
+        exprs.append(pl.when(empty).then(on_empty).otherwise(typed(column)).alias(column.live))
     mapped = {c.live for c in columns}
     carried = [
         pl.col(c if c not in incoming.columns else f"{c}_old").alias(c)
@@ -150,7 +144,6 @@ def apply_custom_fields(
     rows: pl.DataFrame,
     batch: Batch,
     id_column: str,
-    site_tz: str,
     live_ids: Ids,
 ) -> pl.DataFrame:
     """Long (id, field_name, value) table after the rows' `customfield_*` cells."""
@@ -206,7 +199,7 @@ def hierarchy_columns(id_column: str, with_aggregation: bool) -> list[Column]:
 
 
 def apply_hierarchy(
-    old: pl.DataFrame, batch: Batch, *, id_column: str, run_id: str, site_tz: str
+    old: pl.DataFrame, batch: Batch, *, id_column: str, run_id: str
 ) -> tuple[pl.DataFrame, Change]:
     """Organisations, positions or competencies: parents resolve, no cycles, subtree removal."""
     delta = batch.settings.mode == "delta"
@@ -282,9 +275,7 @@ def apply_hierarchy(
     live_rows = batch.accepted().filter(~batch.is_deleted() if delta else pl.lit(True))
     live_rows = live_rows.with_columns(pl.lit(run_id).alias("_run"))
     columns = hierarchy_columns(id_column, "aggregation_method" in old.columns)
-    merged = merge_rows(
-        old, live_rows, key=[id_column], columns=columns, batch=batch, site_tz=site_tz
-    )
+    merged = merge_rows(old, live_rows, key=[id_column], columns=columns, batch=batch)
     merged = merged.with_columns(pl.col("first_seen_run_id").fill_null(run_id)).drop(LINE_COLUMN)
     untouched = old.filter(
         ~key_in(id_column, merged[id_column]) & ~key_in(id_column, direct | cascade)
@@ -324,9 +315,7 @@ USER_COLUMNS = [
 ]
 
 
-def apply_users(
-    old: pl.DataFrame, batch: Batch, *, run_id: str, site_tz: str
-) -> tuple[pl.DataFrame, Change]:
+def apply_users(old: pl.DataFrame, batch: Batch, *, run_id: str) -> tuple[pl.DataFrame, Change]:
     """Users: unique username and e-mail against live users, removal per `on_remove`."""
     settings = batch.settings
     uppercase = batch.accepted().filter(pl.col("username") != pl.col("username").str.to_lowercase())
@@ -352,9 +341,7 @@ def apply_users(
             f"never imported; nothing to remove"
         )
 
-    merged = merge_rows(
-        old, present, key=["user_id"], columns=USER_COLUMNS, batch=batch, site_tz=site_tz
-    )
+    merged = merge_rows(old, present, key=["user_id"], columns=USER_COLUMNS, batch=batch)
     merged = (
         merged.with_columns(
             pl.col("is_suspended").fill_null(False),
@@ -476,13 +463,13 @@ class JobContext:
 
 
 def apply_jobs(
-    old: pl.DataFrame, batch: Batch | None, context: JobContext, *, site_tz: str
+    old: pl.DataFrame, batch: Batch | None, context: JobContext
 ) -> tuple[pl.DataFrame, Change]:
     """Job assignments: every reference resolves, no self-management, no management loop."""
     change = Change(live_before=old.height)
     survivors = old
     if batch is not None:
-        survivors, change = _apply_job_file(old, batch, context, site_tz)
+        survivors, change = _apply_job_file(old, batch, context)
     # Consequences of other elements' removals, applied whether or not a job file came.
     users_gone = ~key_in("user_id", context.live_user_ids)
     cascaded = survivors.filter(users_gone).height
@@ -517,7 +504,7 @@ def apply_jobs(
 
 
 def _apply_job_file(
-    old: pl.DataFrame, batch: Batch, context: JobContext, site_tz: str
+    old: pl.DataFrame, batch: Batch, context: JobContext
 ) -> tuple[pl.DataFrame, Change]:
     delta = batch.settings.mode == "delta"
     text = {
@@ -665,9 +652,7 @@ def _apply_job_file(
     live_rows = live_rows.with_columns(
         pl.col("useridnumber").str.strip_chars(), pl.col("idnumber").str.strip_chars()
     )
-    merged = merge_rows(
-        old, live_rows, key=["user_id", "job_id"], columns=JOB_COLUMNS, batch=batch, site_tz=site_tz
-    )
+    merged = merge_rows(old, live_rows, key=["user_id", "job_id"], columns=JOB_COLUMNS, batch=batch)
     # A stored manager job belongs to the stored manager: a new manager without a job means
     # "their first job", not the old manager's job id carried over by empty_fields: keep.
     stored_manager = pl.col(KEY_COLUMN).replace_strict(
@@ -698,7 +683,7 @@ def _apply_job_file(
 # --- learning records ---------------------------------------------------------------------
 
 
-def apply_courses(old: pl.DataFrame, batch: Batch, *, site_tz: str) -> tuple[pl.DataFrame, Change]:
+def apply_courses(old: pl.DataFrame, batch: Batch) -> tuple[pl.DataFrame, Change]:
     """Courses are upserted; the LMS catalogue never shrinks by absence."""
     columns = [
         Column("idnumber", "course_id"),
@@ -706,7 +691,7 @@ def apply_courses(old: pl.DataFrame, batch: Batch, *, site_tz: str) -> tuple[pl.
         Column("score", "score", "integer"),
     ]
     merged = merge_rows(
-        old, batch.accepted(), key=["course_id"], columns=columns, batch=batch, site_tz=site_tz
+        old, batch.accepted(), key=["course_id"], columns=columns, batch=batch
     ).drop(LINE_COLUMN)
     new = pl.concat([old.filter(~key_in("course_id", merged["course_id"])), merged])
     return new, Change(
@@ -775,7 +760,7 @@ def merge_completions(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, run_id
 
 
 def apply_access(
-    old: pl.DataFrame, batch: Batch, *, known_users: Ids, site_tz: str
+    old: pl.DataFrame, batch: Batch, *, known_users: Ids
 ) -> tuple[pl.DataFrame, Change]:
     """First and last access per user, upserted."""
     _reject_unknown(batch, "useridnumber", known_users, "user_not_found", "user")
@@ -784,9 +769,9 @@ def apply_access(
         Column("firstaccess", "first_access_at", "timestamp"),
         Column("lastaccess", "last_access_at", "timestamp"),
     ]
-    merged = merge_rows(
-        old, batch.accepted(), key=["user_id"], columns=columns, batch=batch, site_tz=site_tz
-    ).drop(LINE_COLUMN)
+    merged = merge_rows(old, batch.accepted(), key=["user_id"], columns=columns, batch=batch).drop(
+        LINE_COLUMN
+    )
     new = pl.concat([old.filter(~key_in("user_id", merged["user_id"])), merged])
     return new, Change(
         live_before=old.height,

@@ -197,13 +197,13 @@ def _apply_element(
     new: dict[str, pl.DataFrame],
     context: ImportContext,
 ) -> Change | None:
-    tz, run_id = context.site_tz, context.run_id
+    run_id = context.run_id
     if name in _HIERARCHIES:
         table, id_column = _HIERARCHIES[name]
         if batch is None:
             return None
         new[table], change = apply.apply_hierarchy(
-            live[table], batch, id_column=id_column, run_id=run_id, site_tz=tz
+            live[table], batch, id_column=id_column, run_id=run_id
         )
         live_ids = new[table][id_column]
         if name != "comp":
@@ -212,21 +212,19 @@ def _apply_element(
                 batch.accepted().filter(~batch.is_deleted()),
                 batch,
                 id_column,
-                tz,
                 live_ids,
             )
         return change
     if name == "user":
         if batch is None:
             return None
-        new["user"], change = apply.apply_users(live["user"], batch, run_id=run_id, site_tz=tz)
+        new["user"], change = apply.apply_users(live["user"], batch, run_id=run_id)
         live_ids = new["user"]["user_id"]
         new["user_custom_field"] = apply.apply_custom_fields(
             live["user_custom_field"],
             batch.accepted().filter(~batch.is_deleted()),
             batch,
             "user_id",
-            tz,
             live_ids,
         )
         return change
@@ -238,15 +236,13 @@ def _apply_element(
             run_id=run_id,
             run_ordinal=context.run_ordinal,
         )
-        new["job_assignment"], change = apply.apply_jobs(
-            live["job_assignment"], batch, job_context, site_tz=tz
-        )
+        new["job_assignment"], change = apply.apply_jobs(live["job_assignment"], batch, job_context)
         return change if batch is not None else None
     if batch is None:
         return None
     known_users = new["user"]["user_id"]
     if name == "course":
-        new["course"], change = apply.apply_courses(live["course"], batch, site_tz=tz)
+        new["course"], change = apply.apply_courses(live["course"], batch)
     elif name == "course_completion":
         # Merged into hr.course_completion by DuckDB after the removal guard passed.
         new[_PENDING_COMPLETIONS] = apply.completion_rows(
@@ -255,7 +251,7 @@ def _apply_element(
         return None
     else:
         new["user_access"], change = apply.apply_access(
-            live["user_access"], batch, known_users=known_users, site_tz=tz
+            live["user_access"], batch, known_users=known_users
         )
     return change
 
