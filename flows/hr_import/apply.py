@@ -287,12 +287,22 @@ def apply_hierarchy(
 
 
 def _count_updated(old: pl.DataFrame, merged: pl.DataFrame, key: str | list[str]) -> int:
+    """How many merged rows existed before with different content (compared by row hash)."""
     keys = [key] if isinstance(key, str) else key
-    both = merged.join(old, on=keys, how="semi")
-    if not both.height:
-        return 0
-    changed = both.join(old, on=list(old.columns), how="anti", nulls_equal=True)
-    return changed.height
+    merged = merged.select(old.columns).cast(old.schema)
+    before = old.select(keys).with_columns(old.hash_rows().alias("_hash"))
+    after = merged.select(keys).with_columns(merged.hash_rows().alias("_hash"))
+    existing = after.join(before.select(keys), on=keys, how="semi")
+    return existing.join(before, on=[*keys, "_hash"], how="anti").height
+
+
+def same_rows(old: pl.DataFrame, new: pl.DataFrame) -> bool:
+    """True when two frames hold the same rows in any order (so the table need not be
+    rewritten)."""
+    if old.height != new.height or old.columns != new.columns:
+        return False
+    new = new.cast(old.schema)
+    return old.hash_rows().sort().equals(new.hash_rows().sort())
 
 
 # --- users -----------------------------------------------------------------------------------
@@ -332,12 +342,10 @@ def apply_users(old: pl.DataFrame, batch: Batch, *, run_id: str) -> tuple[pl.Dat
     accepted = batch.accepted()
     deleted_rows = accepted.filter(batch.is_deleted())
     present = accepted.filter(~batch.is_deleted())
-    file_keys = set(batch.rows[KEY_COLUMN].to_list())
-    old_ids = set(old["user_id"].to_list())
-    unknown_deletes = set(deleted_rows[KEY_COLUMN].to_list()) - old_ids
+    unknown_deletes = deleted_rows.filter(~key_in(KEY_COLUMN, old["user_id"])).height
     if unknown_deletes:
         batch.warnings.append(
-            f"{batch.path.name}: {len(unknown_deletes)} deleted=1 row(s) name users learnops "
+            f"{batch.path.name}: {unknown_deletes} deleted=1 row(s) name users learnops "
             f"never imported; nothing to remove"
         )
 
@@ -365,9 +373,12 @@ def apply_users(old: pl.DataFrame, batch: Batch, *, run_id: str) -> tuple[pl.Dat
         pl.col("removed_reason").is_null()
         | (pl.col("removed_reason") == "suspended in the HR feed")
     )
-    by_flag = set(deleted_rows[KEY_COLUMN].to_list()) & set(removable["user_id"].to_list())
+    removable_ids = removable["user_id"]
+    by_flag = removable_ids.filter(removable_ids.is_in(deleted_rows[KEY_COLUMN].implode()))
     by_absence = (
-        set() if settings.mode == "delta" else set(removable["user_id"].to_list()) - file_keys
+        removable_ids.clear()
+        if settings.mode == "delta"
+        else removable_ids.filter(~removable_ids.is_in(batch.rows[KEY_COLUMN].implode()))
     )
     change = Change(live_before=live_before.height)
     untouched = old.filter(~key_in("user_id", merged["user_id"]))
@@ -378,7 +389,7 @@ def apply_users(old: pl.DataFrame, batch: Batch, *, run_id: str) -> tuple[pl.Dat
             .then(pl.lit("deleted=1 in the HR feed"))
             .otherwise(pl.lit("absent from the full HR feed"))
         )
-        targets = by_flag | by_absence
+        targets = pl.concat([by_flag, by_absence]).unique()
         untouched = untouched.with_columns(
             pl.when(key_in("user_id", targets))
             .then(pl.lit(status))
@@ -391,7 +402,7 @@ def apply_users(old: pl.DataFrame, batch: Batch, *, run_id: str) -> tuple[pl.Dat
         )
         change.removed = len(targets)
     new = pl.concat([untouched, merged.cast(untouched.schema)])
-    change.added = len(set(merged["user_id"].to_list()) - old_ids)
+    change.added = merged.join(old, on="user_id", how="anti").height
     change.updated = _count_updated(old, merged, "user_id")
     return new, change
 
@@ -642,12 +653,12 @@ def _apply_job_file(
 
     accepted = batch.accepted()
     live_rows = accepted.filter(~batch.is_deleted() if delta else pl.lit(True))
-    old_keyed = old.with_columns(pl.concat_str(["user_id", "job_id"], separator="/").alias("_k"))
+    old_keyed = old.with_columns(old_keys.alias("_k"))
     if delta:
-        direct = set(accepted.filter(batch.is_deleted())[KEY_COLUMN].to_list())
+        direct = accepted.filter(batch.is_deleted())[KEY_COLUMN]
     else:
-        direct = set(old_keyed["_k"].to_list()) - set(file_keys.to_list())
-    direct &= set(old_keyed["_k"].to_list())
+        direct = old_keys.filter(~old_keys.is_in(file_keys.implode()))
+    direct = direct.filter(direct.is_in(old_keys.implode()))
     ordinal_base = context.run_ordinal * 10_000_000_000
     live_rows = live_rows.with_columns(
         pl.col("useridnumber").str.strip_chars(), pl.col("idnumber").str.strip_chars()

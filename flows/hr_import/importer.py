@@ -177,7 +177,8 @@ def import_feeds(
 
         _guard_removals(results, rules, context.allow_mass_removal)
         pending = new.pop(_PENDING_COMPLETIONS, None)
-        _write_live_state(con, {t: f for t, f in new.items() if f is not live[t]})
+        changed = {t: f for t, f in new.items() if not apply.same_rows(live[t], f)}
+        _write_live_state(con, changed)
         if pending is not None:
             merged = apply.merge_completions(con, pending, context.run_id)
             completions = next(r for r in results if r.element == "course_completion")
