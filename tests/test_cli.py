@@ -140,3 +140,34 @@ def test_run_prints_summary_and_refuses_going_back_in_time(
     )
     assert back.returncode == 2
     assert "earlier than the last published run" in back.stderr
+
+
+def test_restore_feeds_writes_back_exactly_what_a_run_read(
+    tmp_path: Path, small_org: Path, rules_dir: Path
+) -> None:
+    warehouse = tmp_path / "w.duckdb"
+    ran = learnops(
+        "run",
+        "--engine",
+        "local",
+        "--feeds",
+        small_org,
+        "--rules",
+        rules_dir,
+        "--warehouse",
+        warehouse,
+        "--as-of",
+        "2026-02-01T00:00:00Z",
+    )
+    assert ran.returncode == 0, ran.stderr
+    import duckdb
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        (run_id,) = con.execute("select run_id from pipeline_run").fetchall()[0]
+    restored = learnops(
+        "restore-feeds", run_id, "--warehouse", warehouse, "--out", tmp_path / "replay"
+    )
+    assert restored.returncode == 0, restored.stderr
+    assert "--as-of 2026-02-01T00:00:00Z" in restored.stdout
+    for name in ("org.csv", "user.csv", "jobassignment.csv"):
+        assert (tmp_path / "replay" / name).read_bytes() == (small_org / name).read_bytes()
