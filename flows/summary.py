@@ -13,6 +13,9 @@ def summary_lines(result: RunResult) -> list[str]:
             if e.status == "missing":
                 lines.append(f"  {e.element:<18} no file: live state kept as it was")
                 continue
+            if e.status == "unchanged":
+                lines.append(f"  {e.element:<18} same file as the last import: skipped")
+                continue
             line = (
                 f"  {e.element:<18} {e.rows_read:>9} read {e.rows_accepted:>9} accepted "
                 f"{e.rows_rejected:>6} rejected | +{e.added} ~{e.updated} -{e.removed}"

@@ -155,10 +155,7 @@ def import_feeds(
             )
             results.append(result)
             if path is not None and _can_skip(name, archived[name], previous, results):
-                result.status = "unchanged"
-                result.notes.append(
-                    "same file as the last import and nothing it refers to was added"
-                )
+                result.status = "unchanged"  # same bytes, nothing new to refer to: skip
                 continue
             batch = read_and_check(path, settings, context.site_tz) if path else None
             change = _apply_element(name, batch, live, new, context)

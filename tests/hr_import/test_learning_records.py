@@ -165,3 +165,48 @@ def test_completion_time_forms_are_read_in_the_site_timezone(importer: Importer)
         datetime.datetime(2026, 1, 2, 20, 30),
         datetime.datetime(2026, 1, 4, 9, 30),
     ]
+
+
+def _mark_succeeded(importer: Importer) -> None:
+    """What the pipeline does after a run publishes: only succeeded runs count as imported."""
+    importer.con.execute(
+        "insert into learnops.run_log (run_id, as_of, started_at, status) "
+        "values (?, ?, ?, 'succeeded')",
+        [
+            f"r{importer.ordinal}",
+            datetime.datetime(2026, 1, importer.ordinal),
+            datetime.datetime.now(),
+        ],
+    )
+
+
+HISTORY = """
+    useridnumber,courseidnumber,timecompleted
+    u01,C1,2026-01-01
+    u02,C1,2026-01-02
+"""
+
+
+def test_unchanged_completion_file_is_skipped_when_nothing_new_can_resolve(
+    importer: Importer,
+) -> None:
+    importer.run({**BASE, "course_completion.csv": HISTORY})
+    _mark_succeeded(importer)
+    summary = importer.run({**BASE, "course_completion.csv": HISTORY})
+    status = {e.element: e.status for e in summary.elements}
+    assert status["course_completion"] == "unchanged"
+    assert status["course"] == "unchanged"
+    assert [row[:2] for row in completions(importer)] == [("u01", "C1")]
+    assert importer.rows("select count(*) from learnops.import_reject_log where run_id = 'r2'") == [
+        (0,)
+    ]
+
+
+def test_unchanged_completion_file_is_read_again_when_its_user_arrives(importer: Importer) -> None:
+    importer.run({**BASE, "course_completion.csv": HISTORY})
+    assert importer.reject_codes("r1") == {"u02/C1/2026-01-02": "user_not_found"}
+    _mark_succeeded(importer)
+    with_u02 = BASE["user.csv"] + "        u02,bo,Bo,Ray\n"
+    summary = importer.run({**BASE, "user.csv": with_u02, "course_completion.csv": HISTORY})
+    assert {e.element: e.status for e in summary.elements}["course_completion"] == "imported"
+    assert [row[:2] for row in completions(importer)] == [("u01", "C1"), ("u02", "C1")]
