@@ -13,6 +13,25 @@ from .conftest import REPO_ROOT
 LEARNOPS = [sys.executable, "-m", "flows.cli"]
 
 
+def run_local(
+    feeds: Path, rules: Path, warehouse: Path, as_of: str
+) -> subprocess.CompletedProcess[str]:
+    """`learnops run` without Prefect (the same stages; Prefect has its own test)."""
+    return learnops(
+        "run",
+        "--engine",
+        "local",
+        "--feeds",
+        feeds,
+        "--rules",
+        rules,
+        "--warehouse",
+        warehouse,
+        "--as-of",
+        as_of,
+    )
+
+
 def learnops(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*LEARNOPS, *map(str, args)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
@@ -36,19 +55,7 @@ def test_malformed_feed_fails_with_one_line_and_no_traceback(
     tmp_path: Path, write_feeds, rules_dir: Path
 ) -> None:
     feeds = write_feeds(tmp_path / "feeds", {"org.csv": "idnumber\tfullname\nO1\tHead Office\n"})
-    result = learnops(
-        "run",
-        "--engine",
-        "local",
-        "--feeds",
-        feeds,
-        "--rules",
-        rules_dir,
-        "--warehouse",
-        tmp_path / "w.duckdb",
-        "--as-of",
-        "2026-01-01",
-    )
+    result = run_local(feeds, rules_dir, tmp_path / "w.duckdb", "2026-01-01")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
@@ -61,19 +68,7 @@ def test_invalid_rules_refuse_the_run_before_reading_feeds(tmp_path: Path, small
     rules = tmp_path / "bad_rules"
     rules.mkdir()
     (rules / "hr_import.yaml").write_text("defaults:\n  mode: ful\n")
-    result = learnops(
-        "run",
-        "--engine",
-        "local",
-        "--feeds",
-        small_org,
-        "--rules",
-        rules,
-        "--warehouse",
-        tmp_path / "w.duckdb",
-        "--as-of",
-        "2026-01-01",
-    )
+    result = run_local(small_org, rules, tmp_path / "w.duckdb", "2026-01-01")
     assert result.returncode == 2
     assert (
         "hr_import.yaml:2:9: defaults.mode: Input should be 'full' or 'delta' (got 'ful')"
@@ -110,34 +105,10 @@ def test_run_prints_summary_and_refuses_going_back_in_time(
     tmp_path: Path, small_org: Path, rules_dir: Path
 ) -> None:
     warehouse = tmp_path / "w.duckdb"
-    first = learnops(
-        "run",
-        "--engine",
-        "local",
-        "--feeds",
-        small_org,
-        "--rules",
-        rules_dir,
-        "--warehouse",
-        warehouse,
-        "--as-of",
-        "2026-02-01T00:00:00Z",
-    )
+    first = run_local(small_org, rules_dir, warehouse, "2026-02-01T00:00:00Z")
     assert first.returncode == 0, first.stderr
     assert "succeeded" in first.stdout and "user" in first.stdout and str(warehouse) in first.stdout
-    back = learnops(
-        "run",
-        "--engine",
-        "local",
-        "--feeds",
-        small_org,
-        "--rules",
-        rules_dir,
-        "--warehouse",
-        warehouse,
-        "--as-of",
-        "2026-01-01",
-    )
+    back = run_local(small_org, rules_dir, warehouse, "2026-01-01")
     assert back.returncode == 2
     assert "earlier than the last published run" in back.stderr
 
@@ -146,19 +117,7 @@ def test_restore_feeds_writes_back_exactly_what_a_run_read(
     tmp_path: Path, small_org: Path, rules_dir: Path
 ) -> None:
     warehouse = tmp_path / "w.duckdb"
-    ran = learnops(
-        "run",
-        "--engine",
-        "local",
-        "--feeds",
-        small_org,
-        "--rules",
-        rules_dir,
-        "--warehouse",
-        warehouse,
-        "--as-of",
-        "2026-02-01T00:00:00Z",
-    )
+    ran = run_local(small_org, rules_dir, warehouse, "2026-02-01T00:00:00Z")
     assert ran.returncode == 0, ran.stderr
     import duckdb
 
