@@ -35,18 +35,22 @@ FIXED_COST_SNIPPETS = {
         "@flow\ndef noop(): return 1\n"
         "noop()"
     ),
-    "dbt import + parse + build of an empty warehouse (in-process)": (
-        "from flows.runtime_env import configure_runtime_env; configure_runtime_env()\n"
-        "import datetime, pathlib, tempfile, duckdb\n"
-        "from flows.state_schema import ensure_state_schema\n"
-        "from flows.build import build_warehouse\n"
-        "state = pathlib.Path(tempfile.mkdtemp()); db = state / 'w.duckdb'\n"
-        "con = duckdb.connect(str(db)); ensure_state_schema(con)\n"
-        "con.execute(\"insert into learnops.run_context values ('bench', ?)\", "
-        "[datetime.datetime(2026, 1, 1)]); con.close()\n"
-        "build_warehouse(db, state_dir=state)"
-    ),
 }
+
+# dbt's fixed cost: import, parse and a build of an empty warehouse (every node, no rows).
+# Run twice on one state directory: cold (full parse) and warm (partial parse, as every
+# run after a warehouse's first).
+DBT_SNIPPET = (
+    "from flows.runtime_env import configure_runtime_env; configure_runtime_env()\n"
+    "import datetime, pathlib, sys, duckdb\n"
+    "from flows.state_schema import ensure_state_schema\n"
+    "from flows.build import build_warehouse\n"
+    "state = pathlib.Path(sys.argv[1]); state.mkdir(exist_ok=True); db = state / 'w.duckdb'\n"
+    "db.unlink(missing_ok=True); con = duckdb.connect(str(db)); ensure_state_schema(con)\n"
+    "con.execute(\"insert into learnops.run_context values ('bench', ?)\", "
+    "[datetime.datetime(2026, 1, 1)]); con.close()\n"
+    "build_warehouse(db, state_dir=state)"
+)
 
 RUN_SNIPPET = """
 import json, sys, time
@@ -154,6 +158,14 @@ def main() -> None:
         print("fixed costs (fresh process each, wall time incl. interpreter start):")
         for label, code in FIXED_COST_SNIPPETS.items():
             elapsed, peak, _ = measure(code)
+            print(f"  {label:<58} {elapsed:6.1f} s  {peak:7.0f} MB")
+        state = OUTPUT / "dbt_fixed_cost"
+        subprocess.run(["rm", "-rf", str(state)], check=True)
+        for label in (
+            "dbt import + parse + empty build, cold",
+            "dbt import + parse + empty build, warm",
+        ):
+            elapsed, peak, _ = measure(DBT_SNIPPET, str(state))
             print(f"  {label:<58} {elapsed:6.1f} s  {peak:7.0f} MB")
     passes = [("identity feeds (org, pos, user, jobassignment, user_access)", False)]
     if options.with_learning:

@@ -64,7 +64,8 @@ create table if not exists learnops.import_file_log (
     added          bigint not null default 0,
     updated        bigint not null default 0,
     removed        bigint not null default 0,
-    sha256         varchar
+    sha256         varchar,               -- of the file
+    input_hash     varchar                -- of the file, its settings and the site timezone
 );
 
 -- Content-addressed archive of every input file, per run that read it.

@@ -9,8 +9,9 @@ against the new state of the elements it points at.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ import polars as pl
 
 from flows.hr_import import apply
 from flows.hr_import.apply import Change, JobContext
-from flows.hr_import.archive import ArchivedFile, archive_file
+from flows.hr_import.archive import ArchivedFile, archive_file, file_sha256
 from flows.hr_import.config import ElementSettings, HrImportRules
 from flows.hr_import.elements import ELEMENTS
 from flows.hr_import.reader import LINE_COLUMN, FeedFileError, read_feed
@@ -62,6 +63,7 @@ class ElementResult:
     cascaded: int = 0
     live_before: int = 0
     sha256: str | None = None
+    input_hash: str | None = None
     notes: list[str] = field(default_factory=list)
     top_reasons: dict[str, int] = field(default_factory=dict)
 
@@ -136,13 +138,17 @@ def import_feeds(
     batches: dict[str, Batch] = {}
     warnings: list[str] = []
     paths = {name: find_feed_file(feeds_dir, rules.element(name)) for name in ELEMENTS}
-    previous = _last_imported_hashes(con)
+    previous = _last_imported_inputs(con)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="archive") as pool:
-        # Hash and compress every file in the background while the elements are validated.
+        # Hash every file first (to know what changed), then compress them into the archive
+        # in the background while the elements are validated.
+        present = {name: path for name, path in paths.items() if path is not None}
+        hashes = {name: pool.submit(file_sha256, path) for name, path in present.items()}
         archived = {
-            name: pool.submit(archive_file, path, context.archive_dir)
-            for name, path in paths.items()
-            if path is not None
+            name: pool.submit(
+                lambda p=path, h=hashes[name]: archive_file(p, context.archive_dir, h.result())
+            )
+            for name, path in present.items()
         }
         for name in ELEMENTS:
             settings = rules.element(name)
@@ -153,10 +159,15 @@ def import_feeds(
                 status="imported" if path else "missing",
                 mode=settings.mode,
             )
+            if path is not None:
+                result.input_hash = input_hash(
+                    archived[name].result().sha256, settings, context.site_tz
+                )
+                if _can_skip(name, result.input_hash, previous, results):
+                    result.status = "unchanged"  # same input, nothing it refers to moved
+                    results.append(result)
+                    continue
             results.append(result)
-            if path is not None and _can_skip(name, archived[name], previous, results):
-                result.status = "unchanged"  # same bytes, nothing new to refer to: skip
-                continue
             batch = read_and_check(path, settings, context.site_tz) if path else None
             change = _apply_element(name, batch, live, new, context)
             if batch is not None:
@@ -360,14 +371,14 @@ def _malformed_key(batch: Batch, line: int) -> str:
     return "/".join(raw.get(c, "") for c in batch.spec.key)
 
 
-def _last_imported_hashes(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """Element -> SHA-256 of the file the last succeeded run imported for it."""
+def _last_imported_inputs(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Element -> input hash of what the last succeeded run imported for it."""
     rows = con.execute(
         """
-        select f.element, f.sha256
+        select f.element, f.input_hash
         from learnops.import_file_log as f
         join learnops.run_log as r using (run_id)
-        where r.status = 'succeeded' and f.sha256 is not null
+        where r.status = 'succeeded' and f.input_hash is not null
         qualify row_number() over (
             partition by f.element order by r.as_of desc, r.started_at desc
         ) = 1
@@ -376,23 +387,39 @@ def _last_imported_hashes(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return dict(rows)
 
 
-# Learning records only accumulate, so an unchanged file can only matter again if something
-# it refers to appeared since (a completion rejected for an unknown user, say).
-_REFERENCES = {"course": (), "course_completion": ("user", "course"), "user_access": ("user",)}
+def input_hash(file_sha256: str, settings: ElementSettings, site_tz: str) -> str:
+    """What determines an element's outcome besides the state: file, settings, timezone."""
+    parts = f"{file_sha256}|{settings.model_dump_json()}|{site_tz}"
+    return hashlib.sha256(parts.encode()).hexdigest()
+
+
+# Re-applying the same input to the state it produced changes nothing (full and delta
+# modes are idempotent), so an element may be skipped when its input is the one the last
+# succeeded run imported and what it refers to did not move. HR elements need their
+# references untouched (a removed user or organisation cascades into job assignments);
+# learning records only accumulate, so for them it is enough that nothing was added that
+# could resolve a row rejected last time (a completion of a user who has just arrived).
+_REFERENCES: dict[str, tuple[str, ...]] = {
+    "org": (),
+    "pos": (),
+    "comp": (),
+    "user": (),
+    "jobassignment": ("user", "org", "pos"),
+    "course": (),
+    "course_completion": ("user", "course"),
+    "user_access": ("user",),
+}
 
 
 def _can_skip(
-    name: str,
-    archived: Future[ArchivedFile],
-    previous: dict[str, str],
-    results: list[ElementResult],
+    name: str, current: str, previous: dict[str, str], results: list[ElementResult]
 ) -> bool:
-    if name not in _REFERENCES or previous.get(name) is None:
+    if previous.get(name) != current:
         return False
-    if archived.result().sha256 != previous[name]:
-        return False
-    added = {r.element: r.added for r in results}
-    return all(added.get(ref, 0) == 0 for ref in _REFERENCES[name])
+    done = {r.element: r for r in results}
+    if ELEMENTS[name].is_hr:
+        return all(done[ref].status in ("unchanged", "missing") for ref in _REFERENCES[name])
+    return all(done[ref].added == 0 for ref in _REFERENCES[name])
 
 
 def _archive_and_log(
@@ -417,7 +444,7 @@ def _archive_and_log(
                 ],
             )
         con.execute(
-            "insert into learnops.import_file_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "insert into learnops.import_file_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 context.run_id,
                 result.element,
@@ -431,6 +458,7 @@ def _archive_and_log(
                 result.updated,
                 result.removed,
                 result.sha256,
+                result.input_hash,
             ],
         )
 

@@ -167,19 +167,6 @@ def test_completion_time_forms_are_read_in_the_site_timezone(importer: Importer)
     ]
 
 
-def _mark_succeeded(importer: Importer) -> None:
-    """What the pipeline does after a run publishes: only succeeded runs count as imported."""
-    importer.con.execute(
-        "insert into learnops.run_log (run_id, as_of, started_at, status) "
-        "values (?, ?, ?, 'succeeded')",
-        [
-            f"r{importer.ordinal}",
-            datetime.datetime(2026, 1, importer.ordinal),
-            datetime.datetime.now(),
-        ],
-    )
-
-
 HISTORY = """
     useridnumber,courseidnumber,timecompleted
     u01,C1,2026-01-01
@@ -191,7 +178,7 @@ def test_unchanged_completion_file_is_skipped_when_nothing_new_can_resolve(
     importer: Importer,
 ) -> None:
     importer.run({**BASE, "course_completion.csv": HISTORY})
-    _mark_succeeded(importer)
+    importer.mark_succeeded()
     summary = importer.run({**BASE, "course_completion.csv": HISTORY})
     status = {e.element: e.status for e in summary.elements}
     assert status["course_completion"] == "unchanged"
@@ -205,7 +192,7 @@ def test_unchanged_completion_file_is_skipped_when_nothing_new_can_resolve(
 def test_unchanged_completion_file_is_read_again_when_its_user_arrives(importer: Importer) -> None:
     importer.run({**BASE, "course_completion.csv": HISTORY})
     assert importer.reject_codes("r1") == {"u02/C1/2026-01-02": "user_not_found"}
-    _mark_succeeded(importer)
+    importer.mark_succeeded()
     with_u02 = BASE["user.csv"] + "        u02,bo,Bo,Ray\n"
     summary = importer.run({**BASE, "user.csv": with_u02, "course_completion.csv": HISTORY})
     assert {e.element: e.status for e in summary.elements}["course_completion"] == "imported"
