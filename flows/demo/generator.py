@@ -71,6 +71,8 @@ from pathlib import Path
 
 import polars as pl
 
+from flows.hr_import.elements import ELEMENTS
+
 # --- public API ----------------------------------------------------------------------------
 
 
@@ -111,68 +113,21 @@ ORG_FRAMEWORK = "ORGFW1"
 POS_FRAMEWORK = "POSFW1"
 EMAIL_DOMAIN = "example.com"
 
+
+def _feed_columns(element: str, *custom_fields: str) -> tuple[str, ...]:
+    """Every Totara column HR Import knows for `element`, in its order, then custom fields."""
+    spec = ELEMENTS[element]
+    return spec.required + spec.optional + tuple(f"customfield_{name}" for name in custom_fields)
+
+
 FEED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "org": (
-        "idnumber",
-        "fullname",
-        "shortname",
-        "description",
-        "frameworkidnumber",
-        "parentidnumber",
-        "typeidnumber",
-        "deleted",
-        "timemodified",
-        "customfield_costcentre",
-    ),
-    "pos": (
-        "idnumber",
-        "fullname",
-        "shortname",
-        "description",
-        "frameworkidnumber",
-        "parentidnumber",
-        "typeidnumber",
-        "deleted",
-        "timemodified",
-        "customfield_grade",
-    ),
-    "user": (
-        "idnumber",
-        "username",
-        "firstname",
-        "lastname",
-        "email",
-        "suspended",
-        "deleted",
-        "emailstop",
-        "city",
-        "country",
-        "lang",
-        "timezone",
-        "institution",
-        "department",
-        "timemodified",
-        "customfield_hiredate",
-        "customfield_employeetype",
-        "customfield_region",
-    ),
-    "jobassignment": (
-        "idnumber",
-        "useridnumber",
-        "fullname",
-        "startdate",
-        "enddate",
-        "orgidnumber",
-        "posidnumber",
-        "manageridnumber",
-        "managerjobassignmentidnumber",
-        "appraiseridnumber",
-        "deleted",
-        "timemodified",
-    ),
-    "course": ("idnumber", "fullname", "score"),
-    "course_completion": ("useridnumber", "courseidnumber", "timecompleted", "grade"),
-    "user_access": ("useridnumber", "firstaccess", "lastaccess"),
+    "org": _feed_columns("org", "costcentre"),
+    "pos": _feed_columns("pos", "grade"),
+    "user": _feed_columns("user", "hiredate", "employeetype", "region"),
+    "jobassignment": _feed_columns("jobassignment"),
+    "course": _feed_columns("course"),
+    "course_completion": _feed_columns("course_completion"),
+    "user_access": _feed_columns("user_access"),
 }
 """Columns written per file, in order (file name = element + '.csv')."""
 
