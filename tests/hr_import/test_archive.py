@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import zstandard
+
+from flows.hr_import.archive import prune_archive
 
 from .conftest import Importer
 
@@ -46,3 +51,13 @@ def test_changed_file_is_stored_again(importer: Importer) -> None:
 
     assert len(list(importer.archive_dir.glob("*/*.zst"))) == 2
     assert importer.rows("select count(distinct sha256) from learnops.archive_file") == [(2,)]
+
+
+def test_retention_removes_only_files_no_recent_run_read(importer: Importer) -> None:
+    importer.run({"org.csv": "idnumber,fullname\nO1,Head Office\n"})
+    importer.run({"org.csv": "idnumber,fullname\nO1,Head Office\nO2,Finance\n"})
+    first, second = sorted(importer.archive_dir.glob("*/*.zst"), key=lambda p: p.stat().st_mtime)
+    old = time.time() - 400 * 86_400
+    os.utime(first, (old, old))  # as if the first file was last read 400 days ago
+    assert prune_archive(importer.archive_dir, retention_days=365) == 1
+    assert not first.exists() and second.exists()
