@@ -201,16 +201,23 @@ def validate(
     """
     import duckdb
 
-    from flows.hr_import.config import load_hr_import_rules
     from flows.hr_import.importer import ImportContext, RemovalGuardError, import_feeds
     from flows.pipeline import parse_as_of
+    from flows.rules.loader import RulesError
+    from flows.rules.validation import RULES_FILES, validate_rules
     from flows.settings import load_settings
     from flows.state_schema import ensure_state_schema
     from flows.warehouse import warehouse_paths
 
     settings = load_settings(feeds=feeds, rules=rules, warehouse=warehouse)
-    hr_rules = load_hr_import_rules(settings.rules)
-    click.echo(f"rules: {settings.rules}/hr_import.yaml ok")
+    try:
+        hr_rules = validate_rules(settings.rules).hr_import
+    except RulesError as err:
+        for issue in err.issues:
+            click.echo(str(issue))
+        raise CommandFailed(f"{len(err.issues)} rule problem(s)") from None
+    for name in RULES_FILES:
+        click.echo(f"rules: {settings.rules}/{name} ok")
     paths = warehouse_paths(settings.warehouse)
     con = duckdb.connect()
     ensure_state_schema(con)

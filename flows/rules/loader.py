@@ -63,6 +63,13 @@ def parse_yaml(path: Path) -> Any:
 def load_model(path: Path, model: type[ModelT], *, empty: dict[str, Any] | None = None) -> ModelT:
     """Parse `path` and validate it as `model`; a missing or empty file gives `empty`."""
     tree = parse_yaml(path) if path.exists() else None
+    return validate_tree(path, tree, model, empty=empty)
+
+
+def validate_tree(
+    path: Path, tree: Any, model: type[ModelT], *, empty: dict[str, Any] | None = None
+) -> ModelT:
+    """Validate an already parsed tree as `model`; RulesError lists every schema issue."""
     if tree is None:
         return model.model_validate(empty or {})
     try:
@@ -74,23 +81,34 @@ def load_model(path: Path, model: type[ModelT], *, empty: dict[str, Any] | None 
 
 def _issue(path: Path, tree: Any, error: Any, known: list[str]) -> RuleIssue:
     loc = tuple(error["loc"])
-    node, parent, key = _walk(tree, loc)
+    node, parent, key, steps = _walk(tree, loc)
+    if error["type"] == "missing" and loc:
+        steps = [*steps, loc[-1]]
     line, column = _position(parent, key, node, key_position=error["type"] == "extra_forbidden")
-    message = _message(error, key, known)
+    message = _message(error, key, known, steps)
     return RuleIssue(str(path), line, column, message, object_id=_object_id(tree, loc))
 
 
-def _walk(tree: Any, loc: tuple[Any, ...]) -> tuple[Any, Any, Any]:
-    """Follow a pydantic location into the YAML tree: (node, its parent, key in parent)."""
-    node, parent, key = tree, None, None
+def _walk(tree: Any, loc: tuple[Any, ...]) -> tuple[Any, Any, Any, list[Any]]:
+    """Follow a pydantic location into the YAML tree.
+
+    Returns (node, its parent, key in parent, the real keys walked). Steps that are not keys
+    of the current node (union tags such as `dynamic` or `~user_field`, a missing key) are
+    skipped, so the position is the deepest real node and the path names only real keys.
+    """
+    node, parent, key, steps = tree, None, None, []
     for step in loc:
-        in_map = isinstance(node, CommentedMap) and step in node
+        in_map = isinstance(node, CommentedMap) and not _is_tag(step) and step in node
         in_seq = isinstance(node, CommentedSeq) and isinstance(step, int) and step < len(node)
         if in_map or in_seq:
             parent, key, node = node, step, node[step]
-        else:
-            break  # a union tag or a missing key: stop at the deepest real node
-    return node, parent, key
+            steps.append(step)
+    return node, parent, key, steps
+
+
+def _is_tag(step: Any) -> bool:
+    """A union tag in a pydantic location, never a key of the YAML tree."""
+    return isinstance(step, str) and (step.startswith("~") or step.startswith("function"))
 
 
 def _position(parent: Any, key: Any, node: Any, *, key_position: bool) -> tuple[int, int]:
@@ -108,15 +126,45 @@ def _position(parent: Any, key: Any, node: Any, *, key_position: bool) -> tuple[
     return 1, 1
 
 
-def _message(error: Any, key: Any, known: list[str]) -> str:
-    field = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function"))
+def _message(error: Any, key: Any, known: list[str], steps: list[Any]) -> str:
+    field = ".".join(str(part) for part in steps)
+    prefix = f"{field}: " if field else ""
     if error["type"] == "extra_forbidden":
-        hint = difflib.get_close_matches(str(key), known, n=1)
-        suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
-        return f"unknown key '{key}'{suggestion}"
+        return f"unknown key '{key}'{suggest(str(key), known)}"
+    if error["type"] == UNKNOWN_KIND:
+        return prefix + _kind_message(error)
     value = error.get("input")
     quoted = f" (got {value!r})" if not isinstance(value, dict | list) else ""
-    return f"{field}: {error['msg']}{quoted}"
+    text = str(error["msg"]).removeprefix("Value error, ")
+    return f"{prefix}{text}{quoted}"
+
+
+UNKNOWN_KIND = "unknown_kind"
+"""Error type of a callable discriminator finding no single kind key.
+
+Its message ends with `: ` and the comma-separated kind keys, e.g. `...one of the keys: a, b`.
+"""
+
+
+def suggest(word: str, candidates: Any) -> str:
+    """`; did you mean 'x'?` for the closest candidate, or '' when nothing is close."""
+    hint = difflib.get_close_matches(word, sorted(candidates), n=1)
+    return f"; did you mean '{hint[0]}'?" if hint else ""
+
+
+def _kind_message(error: Any) -> str:
+    """A node with no (or several) kind keys: name them and suggest for a misspelt one."""
+    kinds = str(error["msg"]).rsplit(": ", 1)[-1].split(", ")
+    value = error.get("input")
+    keys = [str(k) for k in value] if isinstance(value, dict) else []
+    present = [k for k in keys if k in kinds]
+    if len(present) > 1:
+        return f"a rule has exactly one kind key, not several ({', '.join(present)})"
+    for key in keys:
+        hint = suggest(key, kinds) if key not in kinds else ""
+        if hint:
+            return f"unknown rule '{key}'{hint}"
+    return str(error["msg"])
 
 
 def _field_names(model: type[BaseModel], seen: set[type] | None = None) -> set[str]:
