@@ -1,10 +1,11 @@
-"""One pipeline run (SPEC §2): lock, import, build, publish — as a Prefect flow.
+"""One pipeline run (SPEC §2): lock, import, rules, build, publish — as a Prefect flow.
 
-The stages are plain functions (:func:`import_stage`, :func:`build_stage`,
-:func:`publish_stage`) that tests call directly; :func:`pipeline_flow` sequences them as a
-handful of coarse Prefect tasks. :func:`run_pipeline` runs the same sequence with or without
-Prefect. Nothing reaches the published warehouse unless every stage passed; a failed run is
-then recorded in the run log by the same atomic copy-and-replace.
+The stages are plain functions (:func:`import_stage`, :func:`rules_stage`,
+:func:`build_stage`, :func:`publish_stage`) that tests call directly;
+:func:`pipeline_flow` sequences them as a handful of coarse Prefect tasks.
+:func:`run_pipeline` runs the same sequence with or without Prefect. Nothing reaches the
+published warehouse unless every stage passed; a failed run is then recorded in the run log
+by the same atomic copy-and-replace.
 """
 
 from __future__ import annotations
@@ -21,8 +22,14 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from flows.hr_import.archive import prune_archive
-from flows.hr_import.config import HrImportRules, load_hr_import_rules
 from flows.hr_import.importer import ImportContext, ImportSummary, import_feeds
+from flows.rules.tables import (
+    RulesLoadSummary,
+    RunClock,
+    load_rule_tables,
+    snapshot_previous_membership,
+)
+from flows.rules.validation import LoadedRules, validate_rules
 from flows.warehouse import (
     WarehousePaths,
     count_runs,
@@ -59,6 +66,7 @@ class RunResult:
     status: str = "running"
     message: str = ""
     summary: ImportSummary | None = None
+    rules: RulesLoadSummary | None = None
     models_built: int = 0
     tests_passed: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -85,9 +93,9 @@ def parse_as_of(text: str | None, site_timezone: str) -> datetime:
 # --- stages ---------------------------------------------------------------------------------
 
 
-def start_run(request: RunRequest, paths: WarehousePaths) -> tuple[RunResult, HrImportRules]:
+def start_run(request: RunRequest, paths: WarehousePaths) -> tuple[RunResult, LoadedRules]:
     """Check the rules and the as-of, and prepare the building copy with this run's context."""
-    rules = load_hr_import_rules(request.rules)  # a broken rules file stops here, nothing read
+    rules = validate_rules(request.rules)  # a broken rules file stops here, nothing read
     last = last_published_run(paths)
     if last is not None and request.as_of < last[1]:
         raise RunRefusedError(
@@ -109,7 +117,7 @@ def start_run(request: RunRequest, paths: WarehousePaths) -> tuple[RunResult, Hr
 
 
 def import_stage(
-    request: RunRequest, paths: WarehousePaths, result: RunResult, rules: HrImportRules
+    request: RunRequest, paths: WarehousePaths, result: RunResult, rules: LoadedRules
 ) -> ImportSummary:
     """Read, validate and apply every feed into the building copy."""
     with duckdb.connect(str(paths.building)) as con:
@@ -121,13 +129,29 @@ def import_stage(
             archive_dir=paths.archive_dir,
             allow_mass_removal=request.allow_mass_removal,
         )
-        summary = import_feeds(con, request.feeds, rules, context)
+        summary = import_feeds(con, request.feeds, rules.hr_import, context)
         con.execute(
             "update learnops.run_log set summary = ? where run_id = ?",
             [summary.to_json(), result.run_id],
         )
     result.summary = summary
     return summary
+
+
+def rules_stage(
+    request: RunRequest, paths: WarehousePaths, result: RunResult, rules: LoadedRules
+) -> RulesLoadSummary:
+    """Check rule references against the imported state; load the rules as data.
+
+    An audience whose reference no longer resolves is marked broken (it keeps its members)
+    and the run goes on. The last published membership is kept aside for dbt to compare.
+    """
+    clock = RunClock(as_of=request.as_of, site_timezone=request.site_timezone)
+    with duckdb.connect(str(paths.building)) as con:
+        loaded = load_rule_tables(con, rules, clock, result.run_id)
+        snapshot_previous_membership(con)
+    result.rules = loaded
+    return loaded
 
 
 def build_stage(paths: WarehousePaths, result: RunResult) -> None:
@@ -138,7 +162,7 @@ def build_stage(paths: WarehousePaths, result: RunResult) -> None:
     result.models_built, result.tests_passed = built.models_built, built.tests_passed
 
 
-def publish_stage(paths: WarehousePaths, result: RunResult, rules: HrImportRules) -> None:
+def publish_stage(paths: WarehousePaths, result: RunResult, rules: LoadedRules) -> None:
     """Mark the run succeeded and swap the building copy in."""
     with duckdb.connect(str(paths.building)) as con:
         con.execute(
@@ -149,7 +173,7 @@ def publish_stage(paths: WarehousePaths, result: RunResult, rules: HrImportRules
     publish(paths)
     result.status = "succeeded"
     result.message = _success_message(result)
-    prune_archive(paths.archive_dir, rules.archive.retention_days)
+    prune_archive(paths.archive_dir, rules.hr_import.archive.retention_days)
 
 
 def record_failure(paths: WarehousePaths, result: RunResult, error: BaseException) -> None:
@@ -175,10 +199,13 @@ def describe_error(error: BaseException) -> str:
 
 def _success_message(result: RunResult) -> str:
     rejected = result.summary.rows_rejected if result.summary else 0
-    return (
+    message = (
         f"{result.models_built} models built, {result.tests_passed} tests passed, "
         f"{rejected} rows rejected"
     )
+    if result.rules and result.rules.newly_broken:
+        message += "; newly broken audiences: " + ", ".join(sorted(result.rules.newly_broken))
+    return message
 
 
 def _now() -> datetime:
@@ -199,6 +226,7 @@ def run_pipeline(request: RunRequest, *, task: Callable[..., Any] | None = None)
         try:
             for name, stage, args in (
                 ("import", import_stage, (request, paths, result, rules)),
+                ("rules", rules_stage, (request, paths, result, rules)),
                 ("build", build_stage, (paths, result)),
                 ("publish", publish_stage, (paths, result, rules)),
             ):

@@ -7,6 +7,8 @@ Two schemas live beside dbt's output in the warehouse file:
 * ``hr`` - the *live state* HR Import maintains: the mirror of the HR and learning systems
   after full/delta semantics, removals and rejects were applied. dbt derives every contract
   table (``dim_*``, ``bdg_*``, history) from it.
+* ``rules`` - the admins' rules as data (``flows/rules/tables.py`` replaces their rows every
+  run; docs/audiences.md describes the columns).
 
 Every statement is idempotent (``create ... if not exists``) so a new warehouse and an old
 one are brought to the same shape by the same call. There are no primary-key constraints:
@@ -66,6 +68,13 @@ create table if not exists learnops.import_file_log (
     removed        bigint not null default 0,
     sha256         varchar,               -- of the file
     input_hash     varchar                -- of the file, its settings and the site timezone
+);
+
+-- The last published audience membership, copied before each build for dbt to compare.
+create table if not exists learnops.previous_audience_membership (
+    audience_id  varchar not null,
+    user_id      varchar not null,
+    joined_at    timestamp not null
 );
 
 -- Content-addressed archive of every input file, per run that read it.
@@ -195,7 +204,69 @@ create table if not exists hr.user_access (
 """
 
 
+RULES_DDL = """
+create schema if not exists rules;
+
+create table if not exists rules.audience (
+    audience_id          varchar not null,
+    name                 varchar not null,
+    kind                 varchar not null,   -- static | dynamic
+    stage                integer not null,   -- member_of order: 0 references no audience
+    root_node_id         bigint,             -- null: static, or dynamic without rules
+    active_from          date,
+    active_until         date,
+    is_in_window         boolean not null,   -- the run's as-of day is inside the window
+    add_members          boolean not null,
+    remove_members       boolean not null,
+    is_broken            boolean not null,
+    broken_reason        varchar,
+    broken_since_run_id  varchar,
+    definition           json not null,      -- the audience as written, for explain and BI
+    source_file          varchar not null,
+    source_line          integer
+);
+
+create table if not exists rules.audience_node (
+    node_id              bigint not null,    -- unique across audiences
+    audience_id          varchar not null,
+    parent_node_id       bigint,
+    depth                integer not null,   -- root = 1
+    child_position       integer not null,
+    node_type            varchar not null,   -- all | any | not | leaf
+    leaf_kind            varchar,
+    field_name           varchar,            -- without the custom: prefix
+    is_custom_field      boolean,
+    operator             varchar,            -- as written
+    match_operator       varchar,            -- the positive twin SQL evaluates
+    is_complement        boolean not null,   -- the stored set is the complement
+    positive_children    integer,
+    complement_children  integer,
+    include_children     boolean,
+    direct_only          boolean,
+    has_direct_reports   boolean,
+    match                varchar,            -- all | any | not_all | none
+    lower_at             timestamp,          -- inclusive instant bounds (UTC)
+    upper_at             timestamp,
+    lower_date           date,               -- the same bounds for date-valued fields
+    upper_date           date,
+    value_count          integer
+);
+
+create table if not exists rules.audience_node_value (
+    node_id      bigint not null,
+    value        varchar not null,
+    value_lower  varchar not null
+);
+
+create table if not exists rules.audience_static_member (
+    audience_id  varchar not null,
+    user_id      varchar not null
+);
+"""
+
+
 def ensure_state_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the bookkeeping and live-state tables if this warehouse lacks them."""
+    """Create the bookkeeping, live-state and rule tables if this warehouse lacks them."""
     con.execute(BOOKKEEPING_DDL)
     con.execute(LIVE_STATE_DDL)
+    con.execute(RULES_DDL)

@@ -6,10 +6,14 @@ exist, `member_of` cycles and static member files that exist, all in one RulesEr
 
 `check_references` checks the ids that need the imported state (organisations, positions,
 users, courses) against sets the caller read from the warehouse; it never reads one itself.
+
+A static audience's `members_file` is read here too (a CSV with a `useridnumber` column),
+so its ids are references like any other and its rows reach the rule tables.
 """
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +22,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from flows.hr_import.config import HR_IMPORT_FILE, HrImportRules
-from flows.rules.audiences import AUDIENCES_FILE, AudiencesFile
+from flows.rules.audiences import AUDIENCES_FILE, AudiencesFile, StaticAudience
 from flows.rules.loader import RuleIssue, RulesError, parse_yaml, suggest, validate_tree
 
 RULES_FILES = (HR_IMPORT_FILE, AUDIENCES_FILE)
@@ -58,6 +62,10 @@ class LoadedRules:
     hr_import: HrImportRules
     audiences: AudiencesFile
     references: tuple[Reference, ...] = field(default=())
+    #: audience id -> member user ids, for every static audience (inline or from its file)
+    static_members: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: audience id -> line of its `id:` in audiences.yaml
+    audience_lines: dict[str, int] = field(default_factory=dict)
 
 
 def validate_rules(rules_dir: Path) -> LoadedRules:
@@ -67,6 +75,7 @@ def validate_rules(rules_dir: Path) -> LoadedRules:
     hr_import = _schema(rules_dir / HR_IMPORT_FILE, trees, HrImportRules, issues)
     audiences = _schema(rules_dir / AUDIENCES_FILE, trees, AudiencesFile, issues)
     references: list[Reference] = []
+    static_members: dict[str, tuple[str, ...]] = {}
     if audiences is not None:
         path = rules_dir / AUDIENCES_FILE
         tree = trees[AUDIENCES_FILE]
@@ -75,10 +84,21 @@ def validate_rules(rules_dir: Path) -> LoadedRules:
         issues += _unknown_audiences(audiences, references)
         issues += _membership_cycles(references)
         issues += _missing_member_files(path, tree, rules_dir)
+        if hr_import is not None:
+            issues += _undeclared_custom_dates(path, tree, hr_import)
+        static_members = {
+            audience.id: tuple(audience.members)
+            for audience in audiences.audiences
+            if isinstance(audience, StaticAudience) and audience.members is not None
+        }
+        for owner, file_refs in _member_file_references(path, tree, rules_dir, issues):
+            references += file_refs
+            static_members[owner] = tuple(ref.target for ref in file_refs)
     if issues:
         raise RulesError(issues)
     assert hr_import is not None and audiences is not None
-    return LoadedRules(hr_import, audiences, tuple(references))
+    lines = {str(item["id"]): item.lc.line + 1 for item in _audience_maps(trees[AUDIENCES_FILE])}
+    return LoadedRules(hr_import, audiences, tuple(references), static_members, lines)
 
 
 def check_references(loaded: LoadedRules, known: dict[str, set[str]]) -> list[RuleIssue]:
@@ -238,3 +258,80 @@ def _missing_member_files(path: Path, tree: Any, rules_dir: Path) -> list[RuleIs
             message = f"members_file '{name}' not found in the rules directory"
             issues.append(RuleIssue(str(path), line, column, message, object_id=audience["id"]))
     return issues
+
+
+MEMBER_FILE_COLUMN = "useridnumber"
+
+
+def _member_file_references(
+    path: Path, tree: Any, rules_dir: Path, issues: list[RuleIssue]
+) -> Iterator[tuple[str, list[Reference]]]:
+    """(audience id, one user reference per row) of every readable `members_file`."""
+    for audience in _audience_maps(tree):
+        name = audience.get("members_file")
+        member_path = rules_dir / name if isinstance(name, str) else None
+        if member_path is None or not member_path.is_file():
+            continue  # reported by _missing_member_files
+        owner = str(audience["id"])
+        try:
+            yield owner, list(_read_member_file(member_path, owner))
+        except _MemberFileError as err:
+            issues.append(RuleIssue(str(member_path), err.line, 1, str(err), object_id=owner))
+
+
+class _MemberFileError(ValueError):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _read_member_file(member_path: Path, owner: str) -> Iterator[Reference]:
+    """One user reference per non-empty row of a members CSV (header = line 1)."""
+    try:
+        text = member_path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise _MemberFileError(1, "the members file is not UTF-8 text") from None
+    reader = csv.reader(text.splitlines())
+    header = [column.strip().lower() for column in next(reader, [])]
+    if MEMBER_FILE_COLUMN not in header:
+        found = ", ".join(header) or "nothing"
+        raise _MemberFileError(
+            1, f"a members file needs a '{MEMBER_FILE_COLUMN}' column (found: {found})"
+        )
+    index = header.index(MEMBER_FILE_COLUMN)
+    for line, row in enumerate(reader, start=2):
+        user_id = row[index].strip() if index < len(row) else ""
+        if user_id:
+            yield Reference("user", user_id, str(member_path), line, index + 1, owner)
+
+
+def _undeclared_custom_dates(path: Path, tree: Any, hr_import: HrImportRules) -> list[RuleIssue]:
+    """A `date_field: custom:<name>` needs `<name>` declared `type: date` for users (§3.1)."""
+    declared = hr_import.element("user").custom_fields
+    issues = []
+    for audience in _audience_maps(tree):
+        for node in _raw_nodes(audience.get("rules")):
+            field_name = node.get("date_field")
+            if not (isinstance(field_name, str) and field_name.startswith("custom:")):
+                continue
+            name = field_name.removeprefix("custom:")
+            settings = declared.get(name)
+            if settings is None or settings.type != "date":
+                line, column = (n + 1 for n in node.lc.value("date_field"))
+                message = (
+                    f"date_field '{field_name}': declare it in hr_import.yaml under "
+                    f"elements.user.custom_fields.{name} with type: date"
+                )
+                issues.append(RuleIssue(str(path), line, column, message, audience["id"]))
+    return issues
+
+
+def _raw_nodes(node: Any) -> Iterator[CommentedMap]:
+    """Every mapping inside a raw rule (sub)tree, depth first."""
+    if isinstance(node, CommentedSeq):
+        for child in node:
+            yield from _raw_nodes(child)
+    elif isinstance(node, CommentedMap):
+        yield node
+        for value in node.values():
+            yield from _raw_nodes(value)

@@ -58,8 +58,48 @@ audiences:
 
 def _write(tmp_path: Path, text: str) -> Path:
     (tmp_path / "audiences.yaml").write_text(text, encoding="utf-8")
-    (tmp_path / "pilot.csv").write_text("idnumber\nU0000001\n", encoding="utf-8")
+    (tmp_path / "pilot.csv").write_text("useridnumber\nU0000001\n", encoding="utf-8")
+    (tmp_path / "hr_import.yaml").write_text(HR_IMPORT_WITH_HIREDATE, encoding="utf-8")
     return tmp_path
+
+
+HR_IMPORT_WITH_HIREDATE = "elements:\n  user:\n    custom_fields:\n      hiredate: {type: date}\n"
+
+
+def test_members_file_rows_become_static_members_and_references(tmp_path: Path) -> None:
+    _write(tmp_path, EVERY_LEAF)
+    (tmp_path / "pilot.csv").write_text(
+        "useridnumber,note\nU0000007,first\n\nU0000009,after a blank line\n", encoding="utf-8"
+    )
+    loaded = validate_rules(tmp_path)
+    assert loaded.static_members["from_file"] == ("U0000007", "U0000009")
+    [missing] = check_references(loaded, {"user": {"U0000001", "U0000007"}})
+    assert str(missing).endswith(
+        "pilot.csv:4:1: [from_file] unknown user 'U0000009'; did you mean 'U0000007'?"
+    )
+
+
+def test_members_file_without_its_column_names_what_it_found(tmp_path: Path) -> None:
+    _write(tmp_path, EVERY_LEAF)
+    (tmp_path / "pilot.csv").write_text("idnumber\nU0000001\n", encoding="utf-8")
+    with pytest.raises(RulesError) as err:
+        validate_rules(tmp_path)
+    assert [str(issue).removeprefix(f"{tmp_path}/") for issue in err.value.issues] == [
+        "pilot.csv:1:1: [from_file] a members file needs a 'useridnumber' column (found: idnumber)"
+    ]
+
+
+def test_custom_date_rule_needs_the_field_declared_as_a_date(tmp_path: Path) -> None:
+    _write(tmp_path, EVERY_LEAF)
+    (tmp_path / "hr_import.yaml").write_text(
+        "elements:\n  user:\n    custom_fields:\n      hiredate: {type: text}\n", encoding="utf-8"
+    )
+    with pytest.raises(RulesError) as err:
+        validate_rules(tmp_path)
+    assert [str(issue).removeprefix(f"{tmp_path}/") for issue in err.value.issues] == [
+        "audiences.yaml:22:24: [every_leaf] date_field 'custom:hiredate': declare it in "
+        "hr_import.yaml under elements.user.custom_fields.hiredate with type: date"
+    ]
 
 
 @pytest.mark.parametrize("fixture", sorted(INVALID.glob("*.yaml")), ids=lambda p: p.stem)

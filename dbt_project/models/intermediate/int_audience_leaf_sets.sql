@@ -1,0 +1,457 @@
+{{ config(materialized='table') }}
+
+{#-
+    The stored set of every leaf of every audience rule tree (docs/audiences.md, "Leaf
+    semantics"), all audiences at once: one row per (leaf node, user) in the set. A leaf
+    holds for a user when the user is in its set, or - for a complement leaf - when they are
+    not. member_of / not_member_of leaves are evaluated stage by stage in
+    int_audience_memberships_evaluated, not here.
+
+    Rule values arrive as rows of stg_rules__audience_node_values and are only ever joined
+    or compared: nothing an admin writes becomes SQL text.
+-#}
+
+with
+
+leaves as (
+    select * from {{ ref('stg_rules__audience_nodes') }}
+    where node_type = 'leaf'
+),
+
+leaf_values as (
+    select * from {{ ref('stg_rules__audience_node_values') }}
+),
+
+users as (
+    select * from {{ ref('dim_user') }}
+),
+
+user_custom_fields as (
+    select * from {{ ref('stg_hr__user_custom_fields') }}
+),
+
+jobs as (
+    select * from {{ ref('dim_job_assignment') }}
+),
+
+organisations as (
+    select * from {{ ref('stg_hr__organisations') }}
+),
+
+organisation_custom_fields as (
+    select * from {{ ref('stg_hr__organisation_custom_fields') }}
+),
+
+positions as (
+    select * from {{ ref('stg_hr__positions') }}
+),
+
+position_custom_fields as (
+    select * from {{ ref('stg_hr__position_custom_fields') }}
+),
+
+organisation_ancestry as (
+    select * from {{ ref('bdg_organisation_ancestry') }}
+),
+
+position_ancestry as (
+    select * from {{ ref('bdg_position_ancestry') }}
+),
+
+management as (
+    select * from {{ ref('bdg_management') }}
+),
+
+completions as (
+    select * from {{ ref('stg_hr__course_completions') }}
+),
+
+-- ---------------------------------------------------------------- text subjects
+-- Every text a text leaf can test, one row per (subject, field), lower-cased and trimmed;
+-- missing values are absent (UNPIVOT drops nulls), empty ones are dropped below.
+-- A subject is a user (user fields) or a job (its title, its organisation's and
+-- position's type and custom fields: "exists a job whose item passes").
+
+user_builtin_fields as (
+    unpivot (
+        select
+            user_id,
+            user_id as idnumber,
+            username,
+            email,
+            first_name as firstname,
+            last_name as lastname,
+            city,
+            country,
+            lang,
+            institution,
+            department,
+            case when status = 'suspended' then '1' else '0' end as suspended
+        from users
+    )
+    on columns(* exclude (user_id))
+    into name field_name value field_value
+),
+
+text_subjects as (
+    select
+        'user_field' as leaf_kind,
+        field_name,
+        false as is_custom_field,
+        user_id,
+        null::varchar as job_id,
+        lower(trim(field_value)) as value_lower
+    from user_builtin_fields
+
+    union all
+
+    select 'user_field', field_name, true, user_id, null, lower(trim(field_value))
+    from user_custom_fields
+
+    union all
+
+    select 'job_title', '', false, user_id, job_id, lower(trim(full_name))
+    from jobs
+    where full_name is not null
+
+    union all
+
+    select 'organisation_type', '', false, jobs.user_id, jobs.job_id, lower(trim(o.type_id))
+    from jobs
+    inner join organisations as o on o.organisation_id = jobs.organisation_id
+    where o.type_id is not null
+
+    union all
+
+    select 'position_type', '', false, jobs.user_id, jobs.job_id, lower(trim(p.type_id))
+    from jobs
+    inner join positions as p on p.position_id = jobs.position_id
+    where p.type_id is not null
+
+    union all
+
+    select
+        'organisation_custom_field', f.field_name, true, jobs.user_id, jobs.job_id,
+        lower(trim(f.field_value))
+    from jobs
+    inner join organisation_custom_fields as f on f.organisation_id = jobs.organisation_id
+
+    union all
+
+    select
+        'position_custom_field', f.field_name, true, jobs.user_id, jobs.job_id,
+        lower(trim(f.field_value))
+    from jobs
+    inner join position_custom_fields as f on f.position_id = jobs.position_id
+),
+
+present_text_subjects as (
+    select * from text_subjects
+    where value_lower <> ''
+),
+
+text_leaves as (
+    select
+        node_id,
+        leaf_kind,
+        coalesce(field_name, '') as field_name,
+        is_custom_field,
+        match_operator,
+        is_complement
+    from leaves
+    where match_operator in ('equals', 'contains', 'starts_with', 'ends_with', 'not_empty')
+),
+
+-- (leaf, subject) pairs whose value matches the positive twin of the leaf's operator.
+-- Equality is a hash join on the value; the pattern operators join on the field only.
+text_equal_matches as (
+    select distinct
+        text_leaves.node_id,
+        text_leaves.leaf_kind,
+        text_leaves.is_complement,
+        subjects.user_id,
+        subjects.job_id
+    from text_leaves
+    inner join leaf_values on leaf_values.node_id = text_leaves.node_id
+    inner join present_text_subjects as subjects
+        on
+            subjects.leaf_kind = text_leaves.leaf_kind
+            and subjects.field_name = text_leaves.field_name
+            and subjects.is_custom_field = text_leaves.is_custom_field
+            and subjects.value_lower = leaf_values.value_lower
+    where text_leaves.match_operator = 'equals'
+),
+
+text_pattern_matches as (
+    select distinct
+        text_leaves.node_id,
+        text_leaves.leaf_kind,
+        text_leaves.is_complement,
+        subjects.user_id,
+        subjects.job_id
+    from text_leaves
+    inner join leaf_values on leaf_values.node_id = text_leaves.node_id
+    inner join present_text_subjects as subjects
+        on
+            subjects.leaf_kind = text_leaves.leaf_kind
+            and subjects.field_name = text_leaves.field_name
+            and subjects.is_custom_field = text_leaves.is_custom_field
+    where
+        (text_leaves.match_operator = 'contains'
+            and contains(subjects.value_lower, leaf_values.value_lower))
+        or (text_leaves.match_operator = 'starts_with'
+            and starts_with(subjects.value_lower, leaf_values.value_lower))
+        or (text_leaves.match_operator = 'ends_with'
+            and suffix(subjects.value_lower, leaf_values.value_lower))
+),
+
+text_present_matches as (
+    select
+        text_leaves.node_id,
+        text_leaves.leaf_kind,
+        text_leaves.is_complement,
+        subjects.user_id,
+        subjects.job_id
+    from text_leaves
+    inner join present_text_subjects as subjects
+        on
+            subjects.leaf_kind = text_leaves.leaf_kind
+            and subjects.field_name = text_leaves.field_name
+            and subjects.is_custom_field = text_leaves.is_custom_field
+    where text_leaves.match_operator = 'not_empty'
+),
+
+text_matches as (
+    select * from text_equal_matches
+    union all
+    select * from text_pattern_matches
+    union all
+    select * from text_present_matches
+),
+
+user_text_sets as (
+    select node_id, user_id
+    from text_matches
+    where leaf_kind = 'user_field'
+),
+
+-- ---------------------------------------------------------------- job item leaves
+-- A job "has an item" for a kind when it has an organisation (organisation_*), a position
+-- (position_*); every job has a title. Positive operator: users with a matching job.
+-- Negative operator: the leaf holds for users with a job whose item does not match, stored
+-- as the complement: users with no job that has an item, plus users all of whose such jobs
+-- match.
+
+item_kinds as (
+    select * from (
+        values
+        ('job_title', 'job'),
+        ('organisation_type', 'organisation'),
+        ('organisation_custom_field', 'organisation'),
+        ('position_type', 'position'),
+        ('position_custom_field', 'position')
+    ) as kinds (leaf_kind, item)
+),
+
+user_item_jobs as (
+    select user_id, item, count(*) as jobs_with_item
+    from jobs
+    cross join (values ('job'), ('organisation'), ('position')) as items (item)
+    where
+        item = 'job'
+        or (item = 'organisation' and organisation_id is not null)
+        or (item = 'position' and position_id is not null)
+    group by user_id, item
+),
+
+job_item_leaves as (
+    select text_leaves.*, item_kinds.item
+    from text_leaves
+    inner join item_kinds on item_kinds.leaf_kind = text_leaves.leaf_kind
+),
+
+job_positive_sets as (
+    select distinct matches.node_id, matches.user_id
+    from text_matches as matches
+    inner join job_item_leaves on job_item_leaves.node_id = matches.node_id
+    where not job_item_leaves.is_complement
+),
+
+job_matches_per_user as (
+    select matches.node_id, matches.user_id, count(distinct matches.job_id) as jobs_matched
+    from text_matches as matches
+    inner join job_item_leaves on job_item_leaves.node_id = matches.node_id
+    where job_item_leaves.is_complement
+    group by matches.node_id, matches.user_id
+),
+
+job_complement_sets as (
+    -- users all of whose jobs with an item match
+    select per_user.node_id, per_user.user_id
+    from job_matches_per_user as per_user
+    inner join job_item_leaves on job_item_leaves.node_id = per_user.node_id
+    inner join user_item_jobs
+        on
+            user_item_jobs.user_id = per_user.user_id
+            and user_item_jobs.item = job_item_leaves.item
+    where per_user.jobs_matched = user_item_jobs.jobs_with_item
+
+    union all
+
+    -- users with no job that has an item
+    select job_item_leaves.node_id, users.user_id
+    from job_item_leaves
+    cross join users
+    where
+        job_item_leaves.is_complement
+        and not exists (
+            select 1 from user_item_jobs
+            where user_item_jobs.user_id = users.user_id and user_item_jobs.item = job_item_leaves.item
+        )
+),
+
+-- ---------------------------------------------------------------- dates
+date_leaves as (
+    select * from leaves
+    where leaf_kind = 'date_field'
+),
+
+date_sets as (
+    select date_leaves.node_id, users.user_id
+    from date_leaves
+    inner join users
+        on
+            (date_leaves.field_name = 'first_access' and users.first_access_at is not null
+                and users.first_access_at >= coalesce(date_leaves.lower_at, users.first_access_at)
+                and users.first_access_at <= coalesce(date_leaves.upper_at, users.first_access_at))
+            or (date_leaves.field_name = 'last_access' and users.last_access_at is not null
+                and users.last_access_at >= coalesce(date_leaves.lower_at, users.last_access_at)
+                and users.last_access_at <= coalesce(date_leaves.upper_at, users.last_access_at))
+    where not date_leaves.is_custom_field
+
+    union
+
+    select date_leaves.node_id, jobs.user_id
+    from date_leaves
+    inner join jobs
+        on
+            (date_leaves.field_name = 'job_start_date' and jobs.start_date is not null
+                and jobs.start_date >= coalesce(date_leaves.lower_date, jobs.start_date)
+                and jobs.start_date <= coalesce(date_leaves.upper_date, jobs.start_date))
+            or (date_leaves.field_name = 'job_end_date' and jobs.end_date is not null
+                and jobs.end_date >= coalesce(date_leaves.lower_date, jobs.end_date)
+                and jobs.end_date <= coalesce(date_leaves.upper_date, jobs.end_date))
+    where not date_leaves.is_custom_field
+
+    union
+
+    select date_leaves.node_id, typed.user_id
+    from date_leaves
+    inner join (
+        select user_id, field_name, try_cast(field_value as date) as field_date
+        from user_custom_fields
+    ) as typed
+        on typed.field_name = date_leaves.field_name
+    where
+        date_leaves.is_custom_field
+        and typed.field_date is not null
+        and typed.field_date >= coalesce(date_leaves.lower_date, typed.field_date)
+        and typed.field_date <= coalesce(date_leaves.upper_date, typed.field_date)
+),
+
+-- ---------------------------------------------------------------- hierarchies
+-- At least one live job in the chosen items (or anywhere below them with include_children).
+hierarchy_sets as (
+    select distinct leaves.node_id, jobs.user_id
+    from leaves
+    inner join leaf_values on leaf_values.node_id = leaves.node_id
+    inner join organisation_ancestry as ancestry
+        on
+            ancestry.ancestor_id = leaf_values.value
+            and (leaves.include_children or ancestry.depth_below = 0)
+    inner join jobs on jobs.organisation_id = ancestry.descendant_id
+    where leaves.leaf_kind = 'organisation'
+
+    union
+
+    select distinct leaves.node_id, jobs.user_id
+    from leaves
+    inner join leaf_values on leaf_values.node_id = leaves.node_id
+    inner join position_ancestry as ancestry
+        on
+            ancestry.ancestor_id = leaf_values.value
+            and (leaves.include_children or ancestry.depth_below = 0)
+    inner join jobs on jobs.position_id = ancestry.descendant_id
+    where leaves.leaf_kind = 'position'
+),
+
+-- ---------------------------------------------------------------- management
+direct_managers as (
+    select distinct manager_user_id as user_id
+    from management
+    where depth = 1
+),
+
+management_sets as (
+    select leaves.node_id, direct_managers.user_id
+    from leaves
+    cross join direct_managers
+    where leaves.leaf_kind = 'has_direct_reports'
+
+    union
+
+    select leaves.node_id, management.report_user_id
+    from leaves
+    inner join leaf_values on leaf_values.node_id = leaves.node_id
+    inner join management
+        on
+            management.manager_user_id = leaf_values.value
+            and (not leaves.direct_only or management.depth = 1)
+    where leaves.leaf_kind = 'reports_to'
+),
+
+-- ---------------------------------------------------------------- learning
+-- A listed course counts when one of the user's completions of it lies in the leaf's
+-- bounds (upper bound at most the as-of, set by the flow); all = every listed course
+-- counts, any = at least one (not_all and none are their complements).
+course_counts as (
+    select
+        leaves.node_id,
+        completions.user_id,
+        leaves.match_operator,
+        leaves.value_count,
+        count(distinct completions.course_id) as courses_counted
+    from leaves
+    inner join leaf_values on leaf_values.node_id = leaves.node_id
+    inner join completions
+        on
+            completions.course_id = leaf_values.value
+            and completions.completed_at >= coalesce(leaves.lower_at, completions.completed_at)
+            and completions.completed_at <= leaves.upper_at
+    where leaves.leaf_kind = 'course_completion'
+    group by all
+),
+
+learning_sets as (
+    select node_id, user_id
+    from course_counts
+    where match_operator = 'any' or courses_counted = value_count
+),
+
+final as (
+    select * from user_text_sets
+    union
+    select * from job_positive_sets
+    union
+    select * from job_complement_sets
+    union
+    select * from date_sets
+    union
+    select * from hierarchy_sets
+    union
+    select * from management_sets
+    union
+    select * from learning_sets
+)
+
+select * from final
