@@ -204,14 +204,15 @@ def validate(
     from flows.hr_import.importer import ImportContext, RemovalGuardError, import_feeds
     from flows.pipeline import parse_as_of
     from flows.rules.loader import RulesError
-    from flows.rules.validation import RULES_FILES, validate_rules
+    from flows.rules.tables import known_ids
+    from flows.rules.validation import RULES_FILES, check_references, validate_rules
     from flows.settings import load_settings
     from flows.state_schema import ensure_state_schema
     from flows.warehouse import warehouse_paths
 
     settings = load_settings(feeds=feeds, rules=rules, warehouse=warehouse)
     try:
-        hr_rules = validate_rules(settings.rules).hr_import
+        loaded = validate_rules(settings.rules)
     except RulesError as err:
         for issue in err.issues:
             click.echo(str(issue))
@@ -238,7 +239,7 @@ def validate(
     )
     problems = 0
     try:
-        summary = import_feeds(con, settings.feeds, hr_rules, context)
+        summary = import_feeds(con, settings.feeds, loaded.hr_import, context)
     except RemovalGuardError as err:
         raise CommandFailed(str(err)) from None
     for element in summary.elements:
@@ -256,9 +257,52 @@ def validate(
     ).fetchall():
         problems += 1
         click.echo(f"{settings.feeds / file}:{line}: [{record}] {code}: {reason}")
-    if problems:
-        raise CommandFailed(f"{problems} row(s) would be rejected")
-    click.echo("all feeds valid")
+    broken = check_references(loaded, known_ids(con))  # against the state a run would have
+    for issue in broken:
+        click.echo(str(issue))
+    if problems or broken:
+        raise CommandFailed(
+            f"{problems} row(s) would be rejected, {len(broken)} rule reference(s) unknown"
+        )
+    click.echo("all feeds valid, every rule reference resolves")
+
+
+@main.command()
+@click.argument("user")
+@click.option(
+    "--audience",
+    "audience_id",
+    metavar="ID",
+    help="Explain this audience rule by rule (default: list USER's audiences).",
+)
+@click.option(
+    "--warehouse",
+    type=click.Path(path_type=Path),
+    help="Published DuckDB file [LEARNOPS_WAREHOUSE].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@_one_line_errors
+def explain(user: str, audience_id: str | None, warehouse: Path | None, as_json: bool) -> None:
+    """Say why USER (a user id or username) is or is not in an audience.
+
+    Prints the audience's rule tree with, for each rule, whether USER satisfies it and the
+    value that decided it, then the membership as published and why it differs from the
+    rules, if it does. Reads only the published warehouse (read-only), as of its last run.
+    """
+    from flows.explain import ExplainError, explain_audience, explain_user, render_json, render_text
+    from flows.settings import load_settings
+    from flows.warehouse import open_published, warehouse_paths
+
+    paths = warehouse_paths(load_settings(warehouse=warehouse).warehouse)
+    try:
+        with open_published(paths) as con:
+            if audience_id is None:
+                result = explain_user(con, user)
+            else:
+                result = explain_audience(con, user, audience_id)
+    except (ExplainError, FileNotFoundError) as err:
+        raise CommandFailed(str(err)) from None
+    click.echo(render_json(result) if as_json else "\n".join(render_text(result)))
 
 
 @main.command()

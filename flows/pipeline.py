@@ -58,6 +58,15 @@ class RunRequest:
     lock_wait_seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class AudienceCounts:
+    """Memberships after the run, and the joins and leaves it recorded."""
+
+    members: int
+    joined: int
+    left: int
+
+
 @dataclass
 class RunResult:
     run_id: str
@@ -67,6 +76,7 @@ class RunResult:
     message: str = ""
     summary: ImportSummary | None = None
     rules: RulesLoadSummary | None = None
+    audience_counts: AudienceCounts | None = None
     models_built: int = 0
     tests_passed: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -165,6 +175,7 @@ def build_stage(paths: WarehousePaths, result: RunResult) -> None:
 def publish_stage(paths: WarehousePaths, result: RunResult, rules: LoadedRules) -> None:
     """Mark the run succeeded and swap the building copy in."""
     with duckdb.connect(str(paths.building)) as con:
+        result.audience_counts = _audience_counts(con, result.run_id)
         con.execute(
             "update learnops.run_log set status = 'succeeded', finished_at = ?, message = ? "
             "where run_id = ?",
@@ -189,6 +200,16 @@ def record_failure(paths: WarehousePaths, result: RunResult, error: BaseExceptio
             [result.run_id, result.as_of, _now(), _now(), result.message],
         )
     publish(paths)
+
+
+def _audience_counts(con: duckdb.DuckDBPyConnection, run_id: str) -> AudienceCounts:
+    (members,) = con.execute("select count(*) from main.fct_audience_membership").fetchone()
+    joined, left = con.execute(
+        "select count(*) filter (where event = 'joined'), count(*) filter (where event = 'left') "
+        "from main.fct_audience_membership_event where run_id = ?",
+        [run_id],
+    ).fetchone()
+    return AudienceCounts(members=members, joined=joined, left=left)
 
 
 def describe_error(error: BaseException) -> str:

@@ -25,6 +25,7 @@ def summary_lines(result: RunResult) -> list[str]:
             lines.append(line)
             lines.extend(f"    note: {note}" for note in e.notes)
         lines.extend(f"  warning: {w}" for w in result.summary.warnings)
+    lines.extend(_audience_lines(result))
     lines.append(f"  dbt: {result.models_built} models built, {result.tests_passed} tests passed")
     if result.stage_seconds:
         timings = ", ".join(f"{k} {v:.1f}s" for k, v in result.stage_seconds.items())
@@ -36,3 +37,19 @@ def summary_lines(result: RunResult) -> list[str]:
 def render_markdown(result: RunResult) -> str:
     """The same summary as a Markdown artifact."""
     return "```\n" + "\n".join(summary_lines(result)) + "\n```\n"
+
+
+def _audience_lines(result: RunResult) -> list[str]:
+    """Audiences evaluated, members, joins and leaves; broken audiences, new ones first."""
+    lines = []
+    if result.rules is not None:
+        line = f"  audiences: {result.rules.audiences}"
+        counts = result.audience_counts
+        if counts is not None:
+            line += f", {counts.members} memberships (+{counts.joined} joined, -{counts.left} left)"
+        lines.append(line)
+        for audience_id, reason in sorted(result.rules.newly_broken.items()):
+            lines.append(f"    broken (new, members kept): {audience_id}: {reason}")
+        for audience_id, reason in sorted(result.rules.still_broken.items()):
+            lines.append(f"    still broken (members kept): {audience_id}: {reason}")
+    return lines

@@ -97,8 +97,29 @@ def test_validate_lists_every_rejected_row_and_exits_1(
     assert result.returncode == 1
     assert f"{feeds / 'user.csv'}:2: [U1] country_invalid:" in result.stdout
     assert f"{feeds / 'user.csv'}:3: [U2] email_invalid:" in result.stdout
-    assert "learnops: error: 2 row(s) would be rejected" in result.stderr
+    assert "learnops: error: 2 row(s) would be rejected, 0 rule reference(s)" in result.stderr
     assert not (tmp_path / "none.duckdb").exists()
+
+
+def test_validate_checks_rule_references_against_the_feeds_it_would_import(
+    tmp_path: Path, small_org: Path, rules_dir: Path
+) -> None:
+    (rules_dir / "audiences.yaml").write_text(
+        "audiences:\n"
+        "  - id: finance\n"
+        "    name: Finance\n"
+        "    kind: dynamic\n"
+        "    rules:\n"
+        "      organisation: {ids: [O2, O22], include_children: true}\n",
+        encoding="utf-8",
+    )
+    result = learnops(
+        "validate", "--feeds", small_org, "--rules", rules_dir, "--warehouse", tmp_path / "w.duckdb"
+    )
+    assert result.returncode == 1
+    where = f"{rules_dir / 'audiences.yaml'}:6:32"
+    assert f"{where}: [finance] unknown organisation 'O22'; did you mean 'O2'?" in result.stdout
+    assert "0 row(s) would be rejected, 1 rule reference(s) unknown" in result.stderr
 
 
 def test_run_prints_summary_and_refuses_going_back_in_time(
