@@ -42,7 +42,8 @@ from flows.warehouse import (
 
 
 class RunRefusedError(RuntimeError):
-    """The run cannot start (as-of before the last published run, invalid rules...)."""
+    """The run cannot start (as-of before the last published run...); invalid rules raise
+    RulesError, which the CLI refuses the same way (exit 2)."""
 
 
 @dataclass(frozen=True)
