@@ -60,6 +60,7 @@ COMPLETION_MATCHES = {
     "not_all": ("all", True),
     "none": ("any", True),
 }
+_TEXT_MATCHES = frozenset(operator for operator, _ in TEXT_OPERATORS.values())
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
 AUDIENCE_SCHEMA = {
@@ -256,6 +257,8 @@ def _add_node(
     if children is None:
         row.update(node_type="leaf", **_leaf_columns(node, clock))
         values = _leaf_values(node)
+        if row.get("match_operator") in _TEXT_MATCHES:  # compared lower-cased: one row per text
+            values = list({v.strip().lower(): v for v in values}.values())
         row["value_count"] = len(values)
         tables.values += [
             {"node_id": node_id, "value": v, "value_lower": v.strip().lower()} for v in values

@@ -164,8 +164,9 @@ text_leaves as (
 
 -- (leaf, subject) pairs whose value matches the positive twin of the leaf's operator.
 -- Equality is a hash join on the value; the pattern operators join on the field only.
+-- (values are distinct per leaf after lower-casing: flows/rules/tables.py)
 text_equal_matches as (
-    select distinct
+    select
         text_leaves.node_id,
         text_leaves.leaf_kind,
         text_leaves.is_complement,
@@ -230,7 +231,7 @@ text_matches as (
 ),
 
 user_text_sets as (
-    select node_id, user_id
+    select distinct node_id, user_id
     from text_matches
     where leaf_kind = 'user_field'
 ),
@@ -262,6 +263,14 @@ user_item_jobs as (
         or (item = 'organisation' and organisation_id is not null)
         or (item = 'position' and position_id is not null)
     group by user_id, item
+),
+
+users_without_item as (
+    select users.user_id, items.item
+    from users
+    cross join (values ('job'), ('organisation'), ('position')) as items (item)
+    anti join user_item_jobs
+        on user_item_jobs.user_id = users.user_id and user_item_jobs.item = items.item
 ),
 
 job_item_leaves as (
@@ -299,64 +308,61 @@ job_complement_sets as (
     union all
 
     -- users with no job that has an item
-    select job_item_leaves.node_id, users.user_id
+    select job_item_leaves.node_id, users_without_item.user_id
     from job_item_leaves
-    cross join users
-    where
-        job_item_leaves.is_complement
-        and not exists (
-            select 1 from user_item_jobs
-            where user_item_jobs.user_id = users.user_id and user_item_jobs.item = job_item_leaves.item
-        )
+    inner join users_without_item on users_without_item.item = job_item_leaves.item
+    where job_item_leaves.is_complement
 ),
 
 -- ---------------------------------------------------------------- dates
-date_leaves as (
-    select * from leaves
-    where leaf_kind = 'date_field'
+-- Every date a date leaf can test, one row per (user, field, value): instants (access) are
+-- compared with the instant bounds, calendar dates (jobs, custom dates) with the date
+-- bounds; a user with two jobs has two job start dates, and either may match.
+date_subjects as (
+    select 'first_access' as field_name, false as is_custom_field, user_id,
+        first_access_at as value_at, null::date as value_date
+    from users
+    where first_access_at is not null
+
+    union all
+
+    select 'last_access', false, user_id, last_access_at, null
+    from users
+    where last_access_at is not null
+
+    union all
+
+    select 'job_start_date', false, user_id, null, start_date
+    from jobs
+    where start_date is not null
+
+    union all
+
+    select 'job_end_date', false, user_id, null, end_date
+    from jobs
+    where end_date is not null
+
+    union all
+
+    select field_name, true, user_id, null, try_cast(field_value as date)
+    from user_custom_fields
+    where try_cast(field_value as date) is not null
 ),
 
 date_sets as (
-    select date_leaves.node_id, users.user_id
-    from date_leaves
-    inner join users
+    select distinct date_leaves.node_id, date_subjects.user_id
+    from leaves as date_leaves
+    inner join date_subjects
         on
-            (date_leaves.field_name = 'first_access' and users.first_access_at is not null
-                and users.first_access_at >= coalesce(date_leaves.lower_at, users.first_access_at)
-                and users.first_access_at <= coalesce(date_leaves.upper_at, users.first_access_at))
-            or (date_leaves.field_name = 'last_access' and users.last_access_at is not null
-                and users.last_access_at >= coalesce(date_leaves.lower_at, users.last_access_at)
-                and users.last_access_at <= coalesce(date_leaves.upper_at, users.last_access_at))
-    where not date_leaves.is_custom_field
-
-    union
-
-    select date_leaves.node_id, jobs.user_id
-    from date_leaves
-    inner join jobs
-        on
-            (date_leaves.field_name = 'job_start_date' and jobs.start_date is not null
-                and jobs.start_date >= coalesce(date_leaves.lower_date, jobs.start_date)
-                and jobs.start_date <= coalesce(date_leaves.upper_date, jobs.start_date))
-            or (date_leaves.field_name = 'job_end_date' and jobs.end_date is not null
-                and jobs.end_date >= coalesce(date_leaves.lower_date, jobs.end_date)
-                and jobs.end_date <= coalesce(date_leaves.upper_date, jobs.end_date))
-    where not date_leaves.is_custom_field
-
-    union
-
-    select date_leaves.node_id, typed.user_id
-    from date_leaves
-    inner join (
-        select user_id, field_name, try_cast(field_value as date) as field_date
-        from user_custom_fields
-    ) as typed
-        on typed.field_name = date_leaves.field_name
+            date_subjects.field_name = date_leaves.field_name
+            and date_subjects.is_custom_field = date_leaves.is_custom_field
     where
-        date_leaves.is_custom_field
-        and typed.field_date is not null
-        and typed.field_date >= coalesce(date_leaves.lower_date, typed.field_date)
-        and typed.field_date <= coalesce(date_leaves.upper_date, typed.field_date)
+        date_leaves.leaf_kind = 'date_field'
+        -- one boolean per kind of value (see course_counts for why not plain comparisons)
+        and coalesce(date_subjects.value_at >= date_leaves.lower_at, true)
+        and coalesce(date_subjects.value_at <= date_leaves.upper_at, true)
+        and coalesce(date_subjects.value_date >= date_leaves.lower_date, true)
+        and coalesce(date_subjects.value_date <= date_leaves.upper_date, true)
 ),
 
 -- ---------------------------------------------------------------- hierarchies
@@ -372,7 +378,7 @@ hierarchy_sets as (
     inner join jobs on jobs.organisation_id = ancestry.descendant_id
     where leaves.leaf_kind = 'organisation'
 
-    union
+    union all
 
     select distinct leaves.node_id, jobs.user_id
     from leaves
@@ -398,9 +404,9 @@ management_sets as (
     cross join direct_managers
     where leaves.leaf_kind = 'has_direct_reports'
 
-    union
+    union all
 
-    select leaves.node_id, management.report_user_id
+    select distinct leaves.node_id, management.report_user_id
     from leaves
     inner join leaf_values on leaf_values.node_id = leaves.node_id
     inner join management
@@ -414,21 +420,35 @@ management_sets as (
 -- A listed course counts when one of the user's completions of it lies in the leaf's
 -- bounds (upper bound at most the as-of, set by the flow); all = every listed course
 -- counts, any = at least one (not_all and none are their complements).
-course_counts as (
+course_leaves as (
     select
         leaves.node_id,
-        completions.user_id,
         leaves.match_operator,
         leaves.value_count,
-        count(distinct completions.course_id) as courses_counted
+        leaves.lower_at,
+        leaves.upper_at,
+        leaf_values.value as course_id
     from leaves
     inner join leaf_values on leaf_values.node_id = leaves.node_id
-    inner join completions
-        on
-            completions.course_id = leaf_values.value
-            and completions.completed_at >= coalesce(leaves.lower_at, completions.completed_at)
-            and completions.completed_at <= leaves.upper_at
     where leaves.leaf_kind = 'course_completion'
+),
+
+course_counts as (
+    select
+        course_leaves.node_id,
+        completions.user_id,
+        course_leaves.match_operator,
+        course_leaves.value_count,
+        count(distinct completions.course_id) as courses_counted
+    from course_leaves
+    inner join completions on completions.course_id = course_leaves.course_id
+    -- the bounds as one boolean, not two comparisons: DuckDB would otherwise plan a range
+    -- join of every completion with every leaf before the equality (10x slower)
+    where coalesce(
+        completions.completed_at >= course_leaves.lower_at
+        and completions.completed_at <= course_leaves.upper_at,
+        completions.completed_at <= course_leaves.upper_at
+    )
     group by all
 ),
 
@@ -438,19 +458,21 @@ learning_sets as (
     where match_operator = 'any' or courses_counted = value_count
 ),
 
+-- Each family is distinct per (node, user) and every leaf belongs to one family, so the
+-- families are concatenated, never de-duplicated again.
 final as (
     select * from user_text_sets
-    union
+    union all
     select * from job_positive_sets
-    union
+    union all
     select * from job_complement_sets
-    union
+    union all
     select * from date_sets
-    union
+    union all
     select * from hierarchy_sets
-    union
+    union all
     select * from management_sets
-    union
+    union all
     select * from learning_sets
 )
 

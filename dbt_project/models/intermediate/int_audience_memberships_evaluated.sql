@@ -100,26 +100,26 @@ stage_{{ stage }}_depth_{{ depth }} as materialized (
     union all
 
     -- fold the level below: the stored set of each all / any / not node
-    select parents.node_id, child_sets.user_id
-    from stage_{{ stage }}_depth_{{ depth + 1 }} as child_sets
-    inner join nodes as children on children.node_id = child_sets.node_id
-    inner join nodes as parents on parents.node_id = children.parent_node_id
-    group by
-        parents.node_id,
-        child_sets.user_id,
-        parents.node_type,
-        parents.positive_children,
-        parents.complement_children
-    having
+    select child_counts.node_id, child_counts.user_id
+    from (
+        select
+            children.parent_node_id as node_id,
+            child_sets.user_id,
+            count(*) filter (where not children.is_complement) as positives,
+            count(*) filter (where children.is_complement) as complements
+        from stage_{{ stage }}_depth_{{ depth + 1 }} as child_sets
+        inner join nodes as children on children.node_id = child_sets.node_id
+        group by children.parent_node_id, child_sets.user_id
+    ) as child_counts
+    inner join nodes as parents on parents.node_id = child_counts.node_id
+    where
         case
             when parents.node_type = 'all' and parents.positive_children > 0
-                then
-                    count(*) filter (where not children.is_complement) = parents.positive_children
-                    and count(*) filter (where children.is_complement) = 0
+                then child_counts.positives = parents.positive_children
+                    and child_counts.complements = 0
             when parents.node_type = 'any' and parents.complement_children > 0
-                then
-                    count(*) filter (where children.is_complement) = parents.complement_children
-                    and count(*) filter (where not children.is_complement) = 0
+                then child_counts.complements = parents.complement_children
+                    and child_counts.positives = 0
             else true  -- not; all of complements only; any of positives only: the union
         end
     {%- endif %}
