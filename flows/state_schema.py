@@ -262,6 +262,103 @@ create table if not exists rules.audience_static_member (
     audience_id  varchar not null,
     user_id      varchar not null
 );
+
+-- Programs and certifications (docs/programs.md). Periods are (months, seconds): years and
+-- months as calendar months, weeks, days and hours as seconds.
+create table if not exists rules.program (
+    program_id                 varchar not null,
+    name                       varchar not null,
+    kind                       varchar not null,   -- program | certification
+    active_period_months       integer,            -- certifications only
+    active_period_seconds      bigint,
+    window_period_months       integer,
+    window_period_seconds      bigint,
+    min_active_period_months   integer,            -- expiry_method fixed only
+    min_active_period_seconds  bigint,
+    expiry_method              varchar,            -- expiry_date | completion_date | fixed
+    minimum_time_seconds       bigint not null,    -- primary path: sum of each group's largest
+    minimum_time_months        integer not null,
+    exception_default          varchar not null,   -- open | assign | realistic_due_date | dismiss
+    is_broken                  boolean not null,
+    broken_reason              varchar,
+    broken_since_run_id        varchar,
+    definition                 json not null,
+    source_file                varchar not null,
+    source_line                integer
+);
+
+create table if not exists rules.program_course_set (
+    program_id        varchar not null,
+    path              varchar not null,            -- primary | recertification
+    set_id            varchar not null,
+    set_position      integer not null,            -- 1-based, in content order
+    group_number      integer not null,            -- 1-based; `then` starts the next group
+    run_number        integer not null,            -- 1-based within the group; `or` starts the next
+    kind              varchar not null,            -- all | any | some | optional
+    min_courses       integer not null,            -- some only (0 otherwise)
+    min_score         integer not null,
+    min_time_months   integer not null,
+    min_time_seconds  bigint not null,
+    course_count      integer not null
+);
+
+create table if not exists rules.program_course_set_course (
+    program_id  varchar not null,
+    path        varchar not null,
+    set_id      varchar not null,
+    course_id   varchar not null
+);
+
+create table if not exists rules.program_route (
+    program_id       varchar not null,
+    route_key        varchar not null,             -- stable identity across runs
+    route_kind       varchar not null,             -- organisation | position | audience | manager | users | group
+    include_children boolean not null,
+    manager_user_id  varchar,
+    manager_job_id   varchar,
+    manager_scope    varchar,                      -- direct | all_below
+    due_kind         varchar not null,             -- none | fixed | relative
+    due_fixed_at     timestamp,                    -- end of the day, site timezone, as UTC
+    due_base         varchar,                      -- first_access | assignment | job_start | position_assigned | course_completion | program_completion | custom_field
+    due_base_ref     varchar,                      -- the position, course, program or field
+    due_months       integer,
+    due_seconds      bigint
+);
+
+create table if not exists rules.program_route_target (
+    program_id  varchar not null,
+    route_key   varchar not null,
+    target_id   varchar not null                   -- organisation, position, audience or user id
+);
+
+create table if not exists rules.program_exception_resolution (
+    program_id  varchar not null,
+    user_id     varchar not null,
+    resolution  varchar not null                   -- open | assign | realistic_due_date | dismiss
+);
+"""
+
+PREVIOUS_STATE_DDL = """
+-- The last published program state, copied before each build (flows/rules/tables.py) so the
+-- build can keep assignment dates, never lower a due date, and keep exceptions.
+create table if not exists learnops.previous_program_route_user (
+    program_id   varchar not null,
+    route_key    varchar not null,
+    user_id      varchar not null,
+    assigned_at  timestamp not null
+);
+
+create table if not exists learnops.previous_program_user (
+    program_id            varchar not null,
+    user_id               varchar not null,
+    assigned_at           timestamp not null,
+    due_at                timestamp,
+    status                varchar not null,
+    completed_at          timestamp,
+    exception_type        varchar,
+    exception_resolution  varchar,
+    exception_raised_at   timestamp
+);
 """
 
 
@@ -270,3 +367,4 @@ def ensure_state_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(BOOKKEEPING_DDL)
     con.execute(LIVE_STATE_DDL)
     con.execute(RULES_DDL)
+    con.execute(PREVIOUS_STATE_DDL)
