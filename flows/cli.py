@@ -230,18 +230,21 @@ def validate(
         ).fetchall()
         for (table,) in tables:  # names from the catalog, not from users
             con.execute(f'insert into hr."{table}" select * from published.hr."{table}"')  # noqa: S608
+    scratch = tempfile.TemporaryDirectory(prefix="learnops-validate-")  # the archive nobody keeps
     context = ImportContext(
         run_id="validate",
         run_ordinal=1,
         as_of=parse_as_of(as_of, settings.site_timezone),
         site_tz=settings.site_timezone,
-        archive_dir=Path(tempfile.mkdtemp(prefix="learnops-validate-")),
+        archive_dir=Path(scratch.name),
     )
     problems = 0
     try:
         summary = import_feeds(con, settings.feeds, loaded.hr_import, context)
     except RemovalGuardError as err:
         raise CommandFailed(str(err)) from None
+    finally:
+        scratch.cleanup()
     for element in summary.elements:
         state = (
             "no file"
