@@ -2,20 +2,25 @@
 
 `validate_rules` needs no warehouse: it reports every syntax and schema issue of every file,
 then (for the files that passed) ids unique across files, `member_of` references that
-exist, `member_of` cycles and static member files that exist, all in one RulesError.
+exist, `member_of` cycles and static member files that exist; for programs and
+certifications, route audiences that exist, `program_completion` due dates naming a program
+(and no cycle of them), group files that exist and custom due-date fields declared as
+dates; all in one RulesError.
 
 `check_references` checks the ids that need the imported state (organisations, positions,
 users, courses) against sets the caller read from the warehouse; it never reads one itself.
+Program and certification ids in audience rules resolve against the ones the rules define.
 
-A static audience's `members_file` is read here too (a CSV with a `useridnumber` column),
-so its ids are references like any other and its rows reach the rule tables.
+A static audience's `members_file` and a route's `group` file are read here too (a CSV with a
+`useridnumber` column), so their ids are references like any other and their rows reach the
+rule tables.
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +29,20 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from flows.hr_import.config import HR_IMPORT_FILE, HrImportRules
 from flows.rules.audiences import AUDIENCES_FILE, AudiencesFile, StaticAudience
 from flows.rules.loader import RuleIssue, RulesError, parse_yaml, suggest, validate_tree
+from flows.rules.programs import (
+    CERTIFICATIONS_FILE,
+    PROGRAMS_FILE,
+    CertificationsFile,
+    ProgramsFile,
+)
 
-RULES_FILES = (HR_IMPORT_FILE, AUDIENCES_FILE)
+RULES_FILES = (HR_IMPORT_FILE, AUDIENCES_FILE, PROGRAMS_FILE, CERTIFICATIONS_FILE)
+#: file -> its top-level list key, for the files whose items have ids
+_ID_FILES = {
+    AUDIENCES_FILE: "audiences",
+    PROGRAMS_FILE: "programs",
+    CERTIFICATIONS_FILE: "certifications",
+}
 
 # leaf key -> (key of its id list or id inside the leaf, kind of object referenced)
 _RULE_REFERENCES = {
@@ -66,6 +83,23 @@ class LoadedRules:
     static_members: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: audience id -> line of its `id:` in audiences.yaml
     audience_lines: dict[str, int] = field(default_factory=dict)
+    programs: ProgramsFile = field(default_factory=ProgramsFile)
+    certifications: CertificationsFile = field(default_factory=CertificationsFile)
+    #: every id a program or certification refers to (object_id = the program's id)
+    program_references: tuple[Reference, ...] = field(default=())
+    #: (program or certification id, group file) -> the file's user ids
+    group_members: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    #: program or certification id -> line of its `id:` in its file
+    program_lines: dict[str, int] = field(default_factory=dict)
+
+    def without_program_references(self) -> LoadedRules:
+        """The same rules, with only the audiences' references (for the audience tables,
+        whose broken list must name audiences only)."""
+        return replace(self, program_references=())
+
+    def without_audience_references(self) -> LoadedRules:
+        """The same rules, with only the programs' and certifications' references."""
+        return replace(self, references=())
 
 
 def validate_rules(rules_dir: Path) -> LoadedRules:
@@ -74,15 +108,26 @@ def validate_rules(rules_dir: Path) -> LoadedRules:
     trees = {name: _parse(rules_dir / name, issues) for name in RULES_FILES}
     hr_import = _schema(rules_dir / HR_IMPORT_FILE, trees, HrImportRules, issues)
     audiences = _schema(rules_dir / AUDIENCES_FILE, trees, AudiencesFile, issues)
+    programs = _schema(rules_dir / PROGRAMS_FILE, trees, ProgramsFile, issues)
+    certifications = _schema(rules_dir / CERTIFICATIONS_FILE, trees, CertificationsFile, issues)
+    passed = {
+        name: trees[name]
+        for name, model in (
+            (AUDIENCES_FILE, audiences),
+            (PROGRAMS_FILE, programs),
+            (CERTIFICATIONS_FILE, certifications),
+        )
+        if model is not None
+    }
+    issues += _duplicate_ids(rules_dir, passed)
     references: list[Reference] = []
     static_members: dict[str, tuple[str, ...]] = {}
     if audiences is not None:
         path = rules_dir / AUDIENCES_FILE
         tree = trees[AUDIENCES_FILE]
         references = list(_audience_references(path, tree))
-        issues += _duplicate_ids(path, tree)
         issues += _unknown_audiences(audiences, references)
-        issues += _membership_cycles(references)
+        issues += _cycles(references, "audience", "member_of")
         issues += _missing_member_files(path, tree, rules_dir)
         if hr_import is not None:
             issues += _undeclared_custom_dates(path, tree, hr_import)
@@ -94,20 +139,64 @@ def validate_rules(rules_dir: Path) -> LoadedRules:
         for owner, file_refs in _member_file_references(path, tree, rules_dir, issues):
             references += file_refs
             static_members[owner] = tuple(ref.target for ref in file_refs)
+    program_refs: list[Reference] = []
+    group_members: dict[tuple[str, str], tuple[str, ...]] = {}
+    for name in (PROGRAMS_FILE, CERTIFICATIONS_FILE):
+        if name not in passed:
+            continue
+        path, tree = rules_dir / name, passed[name]
+        file_refs = list(_program_references(path, tree))
+        program_refs += file_refs
+        if audiences is not None:
+            issues += _unknown_audiences(audiences, file_refs)
+        if programs is not None:
+            issues += _unknown_programs(programs, file_refs)
+        issues += _missing_group_files(path, tree, rules_dir)
+        if hr_import is not None:
+            issues += _undeclared_due_fields(path, tree, hr_import)
+        for owner, file_name, group_refs in _group_file_references(path, tree, rules_dir, issues):
+            program_refs += group_refs
+            group_members[(owner, file_name)] = tuple(ref.target for ref in group_refs)
+    issues += _cycles(program_refs, "program", "program_completion")
     if issues:
         raise RulesError(issues)
     assert hr_import is not None and audiences is not None
+    assert programs is not None and certifications is not None
     lines = {str(item["id"]): item.lc.line + 1 for item in _audience_maps(trees[AUDIENCES_FILE])}
-    return LoadedRules(hr_import, audiences, tuple(references), static_members, lines)
+    program_lines = {
+        str(item["id"]): item.lc.line + 1
+        for name in (PROGRAMS_FILE, CERTIFICATIONS_FILE)
+        for item in _item_maps(trees[name], _ID_FILES[name])
+    }
+    return LoadedRules(
+        hr_import,
+        audiences,
+        tuple(references),
+        static_members,
+        lines,
+        programs=programs,
+        certifications=certifications,
+        program_references=tuple(program_refs),
+        group_members=group_members,
+        program_lines=program_lines,
+    )
 
 
 def check_references(loaded: LoadedRules, known: dict[str, set[str]]) -> list[RuleIssue]:
     """Ids in rules that are not in `known[kind]` (kinds: organisation, position, user,
-    course, program, certification), with the closest known id suggested. A kind missing
-    from `known` is not checked (programs and certifications: once they exist)."""
+    course), with the closest known id suggested; audiences' and programs' references both.
+    A kind missing from `known` is not checked. Program and certification ids resolve
+    against the programs and certifications the rules define."""
+    defined = {
+        "program": {program.id for program in loaded.programs.programs},
+        "certification": {cert.id for cert in loaded.certifications.certifications},
+    }
     issues = []
-    for ref in loaded.references:
-        candidates = known.get(ref.kind)
+    for ref in (*loaded.references, *loaded.program_references):
+        if ref.kind in defined:
+            candidates: set[str] | None = defined[ref.kind] | known.get(ref.kind, set())
+        else:
+            candidates = known.get(ref.kind)
         if ref.kind == "audience" or candidates is None or ref.target in candidates:
             continue
         issues.append(
@@ -148,9 +237,14 @@ def _schema(path: Path, trees: dict[str, Any], model: Any, issues: list[RuleIssu
 # --- meaning --------------------------------------------------------------------------------
 
 
+def _item_maps(tree: Any, key: str) -> Iterator[CommentedMap]:
+    """The mappings of the top-level list `key` (audiences, programs, certifications)."""
+    if isinstance(tree, CommentedMap) and isinstance(tree.get(key), CommentedSeq):
+        yield from (item for item in tree[key] if isinstance(item, CommentedMap))
+
+
 def _audience_maps(tree: Any) -> Iterator[CommentedMap]:
-    if isinstance(tree, CommentedMap) and isinstance(tree.get("audiences"), CommentedSeq):
-        yield from (item for item in tree["audiences"] if isinstance(item, CommentedMap))
+    return _item_maps(tree, "audiences")
 
 
 def _audience_references(path: Path, tree: Any) -> Iterator[Reference]:
@@ -187,19 +281,21 @@ def _rule_references(node: Any) -> Iterator[tuple[str, str, tuple[int, int]]]:
             yield from _rule_references(value)
 
 
-def _duplicate_ids(path: Path, tree: Any) -> list[RuleIssue]:
-    """An id defined twice (ids are unique across all rules files; only audiences have ids)."""
-    first: dict[str, tuple[int, int]] = {}
+def _duplicate_ids(rules_dir: Path, trees: dict[str, Any]) -> list[RuleIssue]:
+    """An id defined twice: ids are unique across audiences, programs and certifications."""
+    first: dict[str, str] = {}
     issues = []
-    for audience in _audience_maps(tree):
-        object_id = str(audience["id"])
-        line, column = (n + 1 for n in audience.lc.value("id"))
-        if object_id in first:
-            was = f"{path.name}:{first[object_id][0]}:{first[object_id][1]}"
-            message = f"duplicate id '{object_id}' (first defined at {was})"
-            issues.append(RuleIssue(str(path), line, column, message, object_id=object_id))
-        else:
-            first[object_id] = (line, column)
+    for name, tree in trees.items():
+        for item in _item_maps(tree, _ID_FILES[name]):
+            object_id = str(item["id"])
+            line, column = (n + 1 for n in item.lc.value("id"))
+            if object_id in first:
+                message = f"duplicate id '{object_id}' (first defined at {first[object_id]})"
+                issues.append(
+                    RuleIssue(str(rules_dir / name), line, column, message, object_id=object_id)
+                )
+            else:
+                first[object_id] = f"{name}:{line}:{column}"
     return issues
 
 
@@ -212,11 +308,11 @@ def _unknown_audiences(audiences: AudiencesFile, refs: list[Reference]) -> list[
     ]
 
 
-def _membership_cycles(refs: list[Reference]) -> list[RuleIssue]:
-    """One issue per `member_of` / `not_member_of` cycle, naming it (`a -> b -> a`)."""
+def _cycles(refs: list[Reference], kind: str, label: str) -> list[RuleIssue]:
+    """One issue per cycle of `kind` references, naming it (`label cycle: a -> b -> a`)."""
     edges: dict[str, list[Reference]] = {}
     for ref in refs:
-        if ref.kind == "audience":
+        if ref.kind == kind:
             edges.setdefault(ref.object_id, []).append(ref)
     done: set[str] = set()
     seen_cycles: set[tuple[str, ...]] = set()
@@ -231,7 +327,7 @@ def _membership_cycles(refs: list[Reference]) -> list[RuleIssue]:
                 if key not in seen_cycles:
                     seen_cycles.add(key)
                     path = " -> ".join([*cycle, ref.target])
-                    issues.append(ref.issue(f"member_of cycle: {path}"))
+                    issues.append(ref.issue(f"{label} cycle: {path}"))
             elif ref.target not in done:
                 visit(ref.target, stack)
         stack.pop()
@@ -335,3 +431,127 @@ def _raw_nodes(node: Any) -> Iterator[CommentedMap]:
         yield node
         for value in node.values():
             yield from _raw_nodes(value)
+
+
+# --- programs and certifications ------------------------------------------------------------
+
+_CONTENT_KEYS = ("content", "primary", "recertification")
+#: route key -> kind of object its ids are (inside `ids` for the hierarchies)
+_ROUTE_ID_LISTS = {"organisation": "organisation", "position": "position"}
+#: due key -> kind of object it names
+_DUE_REFERENCES = {"course": "course", "position": "position", "program": "program"}
+
+
+def _program_items(path: Path, tree: Any) -> Iterator[CommentedMap]:
+    return _item_maps(tree, _ID_FILES[path.name])
+
+
+def _routes(item: CommentedMap) -> Iterator[CommentedMap]:
+    routes = item.get("assignments")
+    if isinstance(routes, CommentedSeq):
+        yield from (route for route in routes if isinstance(route, CommentedMap))
+
+
+def _program_references(path: Path, tree: Any) -> Iterator[Reference]:
+    """Every id a program or certification names: courses of its sets, route targets, due
+    bases, exception users (group files: `_group_file_references`)."""
+
+    def at(kind: str, target: Any, where: tuple[int, int], owner: str) -> Reference:
+        return Reference(kind, str(target), str(path), where[0] + 1, where[1] + 1, owner)
+
+    def each(kind: str, seq: Any, owner: str) -> Iterator[Reference]:
+        if isinstance(seq, CommentedSeq):
+            for index, target in enumerate(seq):
+                yield at(kind, target, seq.lc.item(index), owner)
+
+    for item in _program_items(path, tree):
+        owner = str(item["id"])
+        for key in _CONTENT_KEYS:
+            content = item.get(key)
+            for course_set in content if isinstance(content, CommentedSeq) else ():
+                if isinstance(course_set, CommentedMap):
+                    yield from each("course", course_set.get("courses"), owner)
+        for route in _routes(item):
+            for key, kind in _ROUTE_ID_LISTS.items():
+                hierarchy = route.get(key)
+                if isinstance(hierarchy, CommentedMap):
+                    yield from each(kind, hierarchy.get("ids"), owner)
+            if isinstance(route.get("audience"), str):
+                yield at("audience", route["audience"], route.lc.value("audience"), owner)
+            manager = route.get("manager")
+            if isinstance(manager, CommentedMap) and "user" in manager:
+                yield at("user", manager["user"], manager.lc.value("user"), owner)
+            yield from each("user", route.get("users"), owner)
+            due = route.get("due")
+            if isinstance(due, CommentedMap):
+                for key, kind in _DUE_REFERENCES.items():
+                    if key in due:
+                        yield at(kind, due[key], due.lc.value(key), owner)
+        exceptions = item.get("exceptions")
+        users = exceptions.get("users") if isinstance(exceptions, CommentedMap) else None
+        if isinstance(users, CommentedMap):
+            for user in users:
+                yield at("user", user, users.lc.key(user), owner)
+
+
+def _unknown_programs(programs: ProgramsFile, refs: list[Reference]) -> list[RuleIssue]:
+    """A `program_completion` due date names a program (not a certification)."""
+    ids = {program.id for program in programs.programs}
+    return [
+        ref.issue(f"unknown program '{ref.target}'{suggest(ref.target, ids)}")
+        for ref in refs
+        if ref.kind == "program" and ref.target not in ids
+    ]
+
+
+def _group_routes(path: Path, tree: Any) -> Iterator[tuple[str, CommentedMap, str]]:
+    """(owner id, route, file name) of every `group:` route."""
+    for item in _program_items(path, tree):
+        for route in _routes(item):
+            if isinstance(route.get("group"), str):
+                yield str(item["id"]), route, route["group"]
+
+
+def _missing_group_files(path: Path, tree: Any, rules_dir: Path) -> list[RuleIssue]:
+    issues = []
+    for owner, route, name in _group_routes(path, tree):
+        if not (rules_dir / name).is_file():
+            line, column = (n + 1 for n in route.lc.value("group"))
+            message = f"group file '{name}' not found in the rules directory"
+            issues.append(RuleIssue(str(path), line, column, message, object_id=owner))
+    return issues
+
+
+def _group_file_references(
+    path: Path, tree: Any, rules_dir: Path, issues: list[RuleIssue]
+) -> Iterator[tuple[str, str, list[Reference]]]:
+    """(owner id, file name, one user reference per row) of every readable group file."""
+    for owner, _route, name in _group_routes(path, tree):
+        group_path = rules_dir / name
+        if not group_path.is_file():
+            continue  # reported by _missing_group_files
+        try:
+            yield owner, name, list(_read_member_file(group_path, owner))
+        except _MemberFileError as err:
+            issues.append(RuleIssue(str(group_path), err.line, 1, str(err), object_id=owner))
+
+
+def _undeclared_due_fields(path: Path, tree: Any, hr_import: HrImportRules) -> list[RuleIssue]:
+    """`due: {after: custom_field, field: <name>}` needs `<name>` declared `type: date`."""
+    declared = hr_import.element("user").custom_fields
+    issues = []
+    for item in _program_items(path, tree):
+        for route in _routes(item):
+            due = route.get("due")
+            name = due.get("field") if isinstance(due, CommentedMap) else None
+            if not isinstance(name, str):
+                continue
+            settings = declared.get(name)
+            if settings is None or settings.type != "date":
+                line, column = (n + 1 for n in due.lc.value("field"))
+                message = (
+                    f"due field '{name}': declare it in hr_import.yaml under "
+                    f"elements.user.custom_fields.{name} with type: date"
+                )
+                issues.append(RuleIssue(str(path), line, column, message, str(item["id"])))
+    return issues

@@ -60,10 +60,20 @@ def _write(tmp_path: Path, text: str) -> Path:
     (tmp_path / "audiences.yaml").write_text(text, encoding="utf-8")
     (tmp_path / "pilot.csv").write_text("useridnumber\nU0000001\n", encoding="utf-8")
     (tmp_path / "hr_import.yaml").write_text(HR_IMPORT_WITH_HIREDATE, encoding="utf-8")
+    (tmp_path / "programs.yaml").write_text(PROGRAMS_OF_EVERY_LEAF, encoding="utf-8")
+    (tmp_path / "certifications.yaml").write_text(CERTIFICATIONS_OF_EVERY_LEAF, encoding="utf-8")
     return tmp_path
 
 
 HR_IMPORT_WITH_HIREDATE = "elements:\n  user:\n    custom_fields:\n      hiredate: {type: date}\n"
+# the program and certification EVERY_LEAF names (program ids resolve against these files)
+PROGRAMS_OF_EVERY_LEAF = (
+    "programs:\n  - {id: prog_induction, name: Induction, content: [{kind: optional}]}\n"
+)
+CERTIFICATIONS_OF_EVERY_LEAF = (
+    "certifications:\n  - {id: cert_safety, name: Safety, primary: [{kind: optional}],\n"
+    "     active_period: {years: 1}, window_period: {months: 1}}\n"
+)
 
 
 def test_members_file_rows_become_static_members_and_references(tmp_path: Path) -> None:
