@@ -23,6 +23,11 @@ import duckdb
 
 from flows.hr_import.archive import prune_archive
 from flows.hr_import.importer import ImportContext, ImportSummary, import_feeds
+from flows.rules.program_tables import (
+    ProgramsLoadSummary,
+    load_program_tables,
+    snapshot_previous_program_state,
+)
 from flows.rules.tables import (
     RulesLoadSummary,
     RunClock,
@@ -77,6 +82,7 @@ class RunResult:
     message: str = ""
     summary: ImportSummary | None = None
     rules: RulesLoadSummary | None = None
+    programs: ProgramsLoadSummary | None = None
     audience_counts: AudienceCounts | None = None
     models_built: int = 0
     tests_passed: int = 0
@@ -155,12 +161,16 @@ def rules_stage(
     """Check rule references against the imported state; load the rules as data.
 
     An audience whose reference no longer resolves is marked broken (it keeps its members)
-    and the run goes on. The last published membership is kept aside for dbt to compare.
+    and the run goes on; so is a program or certification (it keeps its state). The last
+    published membership and program state are kept aside for dbt to compare.
     """
     clock = RunClock(as_of=request.as_of, site_timezone=request.site_timezone)
     with duckdb.connect(str(paths.building)) as con:
-        loaded = load_rule_tables(con, rules, clock, result.run_id)
+        # the audience tables' broken list names audiences only; programs come next
+        loaded = load_rule_tables(con, rules.without_program_references(), clock, result.run_id)
         snapshot_previous_membership(con)
+        result.programs = load_program_tables(con, rules, clock, result.run_id)
+        snapshot_previous_program_state(con)
     result.rules = loaded
     return loaded
 
@@ -227,6 +237,9 @@ def _success_message(result: RunResult) -> str:
     )
     if result.rules and result.rules.newly_broken:
         message += "; newly broken audiences: " + ", ".join(sorted(result.rules.newly_broken))
+    if result.programs and result.programs.newly_broken:
+        broken = ", ".join(sorted(result.programs.newly_broken))
+        message += f"; newly broken programs/certifications: {broken}"
     return message
 
 

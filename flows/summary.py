@@ -26,6 +26,7 @@ def summary_lines(result: RunResult) -> list[str]:
             lines.extend(f"    note: {note}" for note in e.notes)
         lines.extend(f"  warning: {w}" for w in result.summary.warnings)
     lines.extend(_audience_lines(result))
+    lines.extend(_program_lines(result))
     lines.append(f"  dbt: {result.models_built} models built, {result.tests_passed} tests passed")
     if result.stage_seconds:
         timings = ", ".join(f"{k} {v:.1f}s" for k, v in result.stage_seconds.items())
@@ -52,4 +53,17 @@ def _audience_lines(result: RunResult) -> list[str]:
             lines.append(f"    broken (new, members kept): {audience_id}: {reason}")
         for audience_id, reason in sorted(result.rules.still_broken.items()):
             lines.append(f"    still broken (members kept): {audience_id}: {reason}")
+    return lines
+
+
+def _program_lines(result: RunResult) -> list[str]:
+    """Programs and certifications loaded; broken ones (state kept), new ones first."""
+    programs = result.programs
+    if programs is None:
+        return []
+    lines = [f"  programs: {programs.programs}, certifications: {programs.certifications}"]
+    for program_id, reason in sorted(programs.newly_broken.items()):
+        lines.append(f"    broken (new, state kept): {program_id}: {reason}")
+    for program_id, reason in sorted(programs.still_broken.items()):
+        lines.append(f"    still broken (state kept): {program_id}: {reason}")
     return lines

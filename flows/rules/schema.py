@@ -17,11 +17,14 @@ from pydantic import BaseModel
 
 from flows.hr_import.config import HrImportRules
 from flows.rules.audiences import AudiencesFile
+from flows.rules.programs import CertificationsFile, ProgramsFile
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 SCHEMAS: dict[str, type[BaseModel]] = {
     "audiences.schema.json": AudiencesFile,
     "hr_import.schema.json": HrImportRules,
+    "programs.schema.json": ProgramsFile,
+    "certifications.schema.json": CertificationsFile,
 }
 
 
