@@ -150,7 +150,7 @@ def validate_rules(rules_dir: Path) -> LoadedRules:
         if audiences is not None:
             issues += _unknown_audiences(audiences, file_refs)
         if programs is not None:
-            issues += _unknown_programs(programs, file_refs)
+            issues += _unknown_programs(programs, certifications, file_refs)
         issues += _missing_group_files(path, tree, rules_dir)
         if hr_import is not None:
             issues += _undeclared_due_fields(path, tree, hr_import)
@@ -199,10 +199,14 @@ def check_references(loaded: LoadedRules, known: dict[str, set[str]]) -> list[Ru
             candidates = known.get(ref.kind)
         if ref.kind == "audience" or candidates is None or ref.target in candidates:
             continue
-        issues.append(
-            ref.issue(f"unknown {ref.kind} '{ref.target}'{suggest(ref.target, candidates)}")
-        )
+        hint = suggest(ref.target, candidates)
+        if ref.kind == "program" and ref.target in defined["certification"]:
+            hint = _A_CERTIFICATION
+        issues.append(ref.issue(f"unknown {ref.kind} '{ref.target}'{hint}"))
     return issues
+
+
+_A_CERTIFICATION = " (that is a certification: program_completion names a program)"
 
 
 # --- syntax and schema ----------------------------------------------------------------------
@@ -494,14 +498,20 @@ def _program_references(path: Path, tree: Any) -> Iterator[Reference]:
                 yield at("user", user, users.lc.key(user), owner)
 
 
-def _unknown_programs(programs: ProgramsFile, refs: list[Reference]) -> list[RuleIssue]:
+def _unknown_programs(
+    programs: ProgramsFile, certifications: CertificationsFile | None, refs: list[Reference]
+) -> list[RuleIssue]:
     """A `program_completion` due date names a program (not a certification)."""
     ids = {program.id for program in programs.programs}
-    return [
-        ref.issue(f"unknown program '{ref.target}'{suggest(ref.target, ids)}")
-        for ref in refs
-        if ref.kind == "program" and ref.target not in ids
-    ]
+    certification_ids = {c.id for c in certifications.certifications} if certifications else set()
+    issues = []
+    for ref in refs:
+        if ref.kind != "program" or ref.target in ids:
+            continue
+        known = ref.target in certification_ids
+        hint = _A_CERTIFICATION if known else suggest(ref.target, ids)
+        issues.append(ref.issue(f"unknown program '{ref.target}'{hint}"))
+    return issues
 
 
 def _group_routes(path: Path, tree: Any) -> Iterator[tuple[str, CommentedMap, str]]:
