@@ -1,0 +1,239 @@
+-- Read by the course-set progress and by fct_program_assignment_route: a table.
+{{ config(materialized='table') }}
+
+{#-
+    Who each assignment route of each program and certification selects in this run
+    (docs/programs.md, "Routes and assignment"): one row per (program, route, user), with
+    the route's assignment date for the user. Every route of every program at once, each
+    kind with equality joins only:
+
+    * organisation / position: a live job in one of the route's items, or anywhere below
+      one with include_children (the ancestry bridges hold each item as its own ancestor);
+    * audience: this run's members;
+    * manager: the manager's reports, direct (depth 1) or all below; through the named job
+      only when the route names one (the job-level bridge), else through any of their jobs;
+    * users / group: the listed users.
+
+    Deleted users are never selected. A broken program is not evaluated: it keeps the
+    assignments it had on the previous run (their users still drop out once deleted).
+    assigned_at is kept from the previous run while the route keeps selecting the user,
+    else it is this run's as-of.
+-#}
+
+with
+
+run_context as (
+    select * from {{ ref('stg_learnops__run_context') }}
+),
+
+programs as (
+    select * from {{ ref('stg_rules__programs') }}
+),
+
+all_routes as (
+    select * from {{ ref('stg_rules__program_routes') }}
+),
+
+-- the routes evaluated in this run: those of programs that are not broken
+routes as (
+    select all_routes.*
+    from all_routes
+    inner join programs on programs.program_id = all_routes.program_id
+    where not programs.is_broken
+),
+
+route_targets as (
+    select * from {{ ref('stg_rules__program_route_targets') }}
+),
+
+jobs as (
+    select * from {{ ref('dim_job_assignment') }}
+),
+
+organisation_ancestry as (
+    select * from {{ ref('bdg_organisation_ancestry') }}
+),
+
+position_ancestry as (
+    select * from {{ ref('bdg_position_ancestry') }}
+),
+
+audience_members as (
+    select * from {{ ref('fct_audience_membership') }}
+),
+
+management as (
+    select * from {{ ref('bdg_management') }}
+),
+
+management_jobs as (
+    select * from {{ ref('bdg_management_job') }}
+),
+
+previous_route_users as (
+    select * from {{ ref('stg_learnops__previous_program_route_users') }}
+),
+
+eligible_users as (
+    select user_id from {{ ref('dim_user') }}
+    where status <> 'deleted'
+),
+
+-- ---------------------------------------------------------------- organisation / position
+-- the items a route covers: each listed item, and with include_children its whole subtree
+route_items as (
+    select
+        routes.program_id,
+        routes.route_key,
+        routes.route_kind,
+        route_targets.target_id as item_id
+    from routes
+    inner join route_targets
+        on
+            route_targets.program_id = routes.program_id
+            and route_targets.route_key = routes.route_key
+    where routes.route_kind in ('organisation', 'position') and not routes.include_children
+
+    union all
+
+    select routes.program_id, routes.route_key, routes.route_kind, ancestry.descendant_id
+    from routes
+    inner join route_targets
+        on
+            route_targets.program_id = routes.program_id
+            and route_targets.route_key = routes.route_key
+    inner join organisation_ancestry as ancestry on ancestry.ancestor_id = route_targets.target_id
+    where routes.route_kind = 'organisation' and routes.include_children
+
+    union all
+
+    select routes.program_id, routes.route_key, routes.route_kind, ancestry.descendant_id
+    from routes
+    inner join route_targets
+        on
+            route_targets.program_id = routes.program_id
+            and route_targets.route_key = routes.route_key
+    inner join position_ancestry as ancestry on ancestry.ancestor_id = route_targets.target_id
+    where routes.route_kind = 'position' and routes.include_children
+),
+
+job_items as (
+    select user_id, 'organisation' as route_kind, organisation_id as item_id
+    from jobs
+    where organisation_id is not null
+
+    union all
+
+    select user_id, 'position', position_id
+    from jobs
+    where position_id is not null
+),
+
+hierarchy_selections as (
+    select route_items.program_id, route_items.route_key, job_items.user_id
+    from route_items
+    inner join job_items
+        on
+            job_items.route_kind = route_items.route_kind
+            and job_items.item_id = route_items.item_id
+),
+
+-- ---------------------------------------------------------------- audience
+audience_selections as (
+    select routes.program_id, routes.route_key, audience_members.user_id
+    from routes
+    inner join route_targets
+        on
+            route_targets.program_id = routes.program_id
+            and route_targets.route_key = routes.route_key
+    inner join audience_members on audience_members.audience_id = route_targets.target_id
+    where routes.route_kind = 'audience'
+),
+
+-- ---------------------------------------------------------------- manager
+manager_selections as (
+    -- any of the manager's jobs: the user-level bridge (smallest depth over their jobs)
+    select routes.program_id, routes.route_key, management.report_user_id as user_id
+    from routes
+    inner join management on management.manager_user_id = routes.manager_user_id
+    where
+        routes.route_kind = 'manager'
+        and routes.manager_job_id is null
+        and (routes.manager_scope = 'all_below' or management.depth = 1)
+
+    union all
+
+    -- through the named job only: the job-level bridge
+    select routes.program_id, routes.route_key, management_jobs.report_user_id
+    from routes
+    inner join management_jobs
+        on
+            management_jobs.manager_user_id = routes.manager_user_id
+            and management_jobs.manager_job_id = routes.manager_job_id
+    where
+        routes.route_kind = 'manager'
+        and (routes.manager_scope = 'all_below' or management_jobs.depth = 1)
+),
+
+-- ---------------------------------------------------------------- users / group
+listed_selections as (
+    select routes.program_id, routes.route_key, route_targets.target_id as user_id
+    from routes
+    inner join route_targets
+        on
+            route_targets.program_id = routes.program_id
+            and route_targets.route_key = routes.route_key
+    where routes.route_kind in ('users', 'group')
+),
+
+-- ---------------------------------------------------------------- all routes
+selections as (
+    select * from hierarchy_selections
+    union
+    select * from audience_selections
+    union
+    select * from manager_selections
+    union
+    select * from listed_selections
+),
+
+-- broken programs: last run's assignments, as they were (on the routes still defined)
+kept_selections as (
+    select
+        previous_route_users.program_id,
+        previous_route_users.route_key,
+        previous_route_users.user_id
+    from previous_route_users
+    inner join programs on programs.program_id = previous_route_users.program_id
+    semi join all_routes
+        on
+            all_routes.program_id = previous_route_users.program_id
+            and all_routes.route_key = previous_route_users.route_key
+    where programs.is_broken
+),
+
+route_users as (
+    select *, false as is_kept from selections
+    union all
+    select *, true as is_kept from kept_selections
+),
+
+final as (
+    select
+        route_users.program_id,
+        route_users.route_key,
+        route_users.user_id,
+        coalesce(previous_route_users.assigned_at, run_context.as_of) as assigned_at,
+        previous_route_users.user_id is null as is_new_route_user,
+        route_users.is_kept
+    from route_users
+    semi join eligible_users on eligible_users.user_id = route_users.user_id
+    left join previous_route_users
+        on
+            previous_route_users.program_id = route_users.program_id
+            and previous_route_users.route_key = route_users.route_key
+            and previous_route_users.user_id = route_users.user_id
+    cross join run_context
+)
+
+select * from final

@@ -1,0 +1,96 @@
+{#-
+    One row per course set of the learner's path per assigned learner of each program and
+    certification (docs/programs.md, "Course sets", "Groups"): the set's status and
+    completion instant, its group, whether that group is the learner's current one, when
+    the group opened and the set's due date.
+
+    A group opens at the assignment (group 1) or when the group before it is done, never
+    before the assignment; a group not yet open has no opens_at. The set due date is the
+    opening plus the largest min_time of the group (periods compared as the rules loader
+    compares them: a month is 30.436875 days), none when every min_time is 0. is_overdue:
+    the set and its group are not complete and as-of > due_at.
+
+    Certifications: the primary path counted over all history (the first cycle), as in
+    fct_program_user.
+-#}
+
+with
+
+run_context as (
+    select * from {{ ref('stg_learnops__run_context') }}
+),
+
+progress as (
+    select * from {{ ref('int_program_course_sets_progressed') }}
+),
+
+course_sets as (
+    select * from {{ ref('stg_rules__program_course_sets') }}
+),
+
+-- each group's largest min_time
+group_min_times as (
+    select
+        program_id,
+        path,
+        group_number,
+        arg_max(
+            {'months': min_time_months, 'seconds': min_time_seconds},
+            min_time_months * 30.436875 * 86400 + min_time_seconds
+        ) as min_time
+    from course_sets
+    group by program_id, path, group_number
+),
+
+set_rows as (
+    select
+        progress.*,
+        group_min_times.min_time.months as group_min_time_months,
+        group_min_times.min_time.seconds as group_min_time_seconds,
+        run_context.as_of
+    from progress
+    inner join group_min_times
+        on
+            group_min_times.program_id = progress.program_id
+            and group_min_times.path = progress.path
+            and group_min_times.group_number = progress.group_number
+    cross join run_context
+),
+
+set_dues as (
+    select
+        *,
+        case
+            when group_min_time_months > 0 or group_min_time_seconds > 0
+                then {{ add_period('group_opens_at', 'group_min_time_months', 'group_min_time_seconds') }}
+        end as due_at
+    from set_rows
+),
+
+final as (
+    select
+        program_id,
+        path,
+        set_id,
+        user_id,
+        set_position,
+        group_number,
+        run_number,
+        kind,
+        case
+            when set_completed_at is not null then 'complete'
+            when courses_completed > 0 then 'in_progress'
+            else 'not_started'
+        end as status,
+        set_completed_at as completed_at,
+        courses_completed,
+        coalesce(group_number = current_group_number, false) as is_current_group,
+        group_opens_at as opens_at,
+        due_at,
+        group_done_at as group_completed_at,
+        set_completed_at is null and group_done_at is null and coalesce(as_of > due_at, false)
+            as is_overdue
+    from set_dues
+)
+
+select * from final
