@@ -312,14 +312,17 @@ create table if not exists rules.program_course_set_course (
 create table if not exists rules.program_route (
     program_id       varchar not null,
     route_key        varchar not null,             -- stable identity across runs
-    route_kind       varchar not null,             -- organisation | position | audience | manager | users | group
+    -- organisation | position | audience | manager | users | group
+    route_kind       varchar not null,
     include_children boolean not null,
     manager_user_id  varchar,
     manager_job_id   varchar,
     manager_scope    varchar,                      -- direct | all_below
     due_kind         varchar not null,             -- none | fixed | relative
     due_fixed_at     timestamp,                    -- end of the day, site timezone, as UTC
-    due_base         varchar,                      -- first_access | assignment | job_start | position_assigned | course_completion | program_completion | custom_field
+    -- first_access | assignment | job_start | position_assigned | course_completion |
+    -- program_completion | custom_field
+    due_base         varchar,
     due_base_ref     varchar,                      -- the position, course, program or field
     due_months       integer,
     due_seconds      bigint
