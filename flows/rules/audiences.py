@@ -60,7 +60,12 @@ def _to_date(value: Any) -> Any:
         try:
             return date.fromisoformat(value)
         except ValueError:
+            pass
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
             raise ValueError("must be a date written YYYY-MM-DD") from None
+        raise ValueError("must be a date (YYYY-MM-DD) without a time")
     return value
 
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar, get_args
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -44,9 +45,19 @@ class RulesError(Exception):
         self.issues = issues
 
 
+class _TextTimestamps(RoundTripConstructor):
+    """Dates stay text: YAML 1.2's core schema has no timestamp type, and ruamel's would
+    turn `2026-02-30` into an error without a position. The models parse dates themselves,
+    so a bad one gets a `file:line:column` error like any other value."""
+
+
+_TextTimestamps.add_constructor("tag:yaml.org,2002:timestamp", _TextTimestamps.construct_yaml_str)
+
+
 def parse_yaml(path: Path) -> Any:
     """Parse a YAML 1.2 file, keeping positions; raise RulesError on a syntax error."""
     yaml = YAML(typ="rt")
+    yaml.Constructor = _TextTimestamps
     yaml.version = (1, 2)
     yaml.allow_duplicate_keys = False
     try:
