@@ -144,6 +144,7 @@ USERS = [
     *("d_user", "lw_a", "rr_a", "rr_b", "del_later", "ctu_a", "dm_a", "dm_b", "da_a"),
     *("fu_never", "fu_seen", "mo_a", "o_root", "o_child", "o_deleted", "boss", "r1", "r2"),
     *("r3", "bk_a", "bk_b", "bk_c", "js_a", "cf_a", "pa_a", "pa_b", "dc_a", "listed_deleted"),
+    *("ce_expired", "ce_certified"),
 ]
 
 ORGANISATIONS = [("org_root", None), ("org_child", "org_root"), ("org_other", None)]
@@ -187,6 +188,8 @@ COMPLETIONS = [
     ("th_later", "c1", "2026-02-05"),
     ("mt_ok", "c2", "2026-02-03"),
     ("ctu_a", "c9", "2026-02-10"),
+    ("ce_expired", "c5", "2025-01-15"),  # certified until 15 Jan 2026 (window from 15 Dec)
+    ("ce_certified", "c5", "2025-06-01"),  # certified until 1 Jun 2026
 ]
 
 ACCESS = [("fu_seen", "2026-01-20"), ("fu_never", "2026-02-20")]  # fu_never: after run 1
@@ -379,6 +382,12 @@ def programs(run: int) -> list[Program]:
             "dup_cert_1", (CourseSet("all", ("c7", "c8")),), (users("dc_a"),), kind="certification"
         ),
         Program("dup_cert_2", (CourseSet("all", ("c7",)),), (users("dc_a"),), kind="certification"),
+        Program(
+            "cert_status",
+            (CourseSet("all", ("c5",)),),
+            (users("ce_expired", "ce_certified"),),
+            kind="certification",
+        ),
         Program("solo_cert", (CourseSet("all", ("c6",)),), (users("dc_a"),), kind="certification"),
     ]
 
@@ -859,6 +868,26 @@ def test_duplicate_course_between_certifications(runs: Runs) -> None:
             "duplicate_course",
         )
     assert runs.one.learner("solo_cert", "dc_a")["exception_type"] is None
+
+
+def test_certifications_show_the_certification_and_the_current_path(runs: Runs) -> None:
+    certified = runs.one.learner("cert_status", "ce_certified")
+    assert (certified["status"], certified["completed_at"]) == ("complete", at("2025-06-01"))
+    # expired on 15 Jan: back on the primary path, where only completions since the
+    # window opened count; overdue since the expiry although no due date was set
+    expired = runs.one.learner("cert_status", "ce_expired")
+    assert (expired["status"], expired["completed_at"], expired["due_at"]) == (
+        "not_started",
+        None,
+        None,
+    )
+    assert expired["is_overdue"]
+    current = runs.one.sets[("cert_status", "set_1", "ce_expired")]
+    assert (current["path"], current["status"], current["courses_completed"]) == (
+        "primary",
+        "not_started",
+        0,
+    )
 
 
 def test_first_access_route_waits_as_future(runs: Runs) -> None:

@@ -10,8 +10,8 @@
     compares them: a month is 30.436875 days), none when every min_time is 0. is_overdue:
     the set and its group are not complete and as-of > due_at.
 
-    Certifications: the primary path counted over all history (the first cycle), as in
-    fct_program_user.
+    Certifications: the learner's current path (the latest cycle of fct_certification_user,
+    counting completions from its window opening), as in fct_program_user.
 -#}
 
 with
@@ -20,12 +20,35 @@ run_context as (
     select * from {{ ref('stg_learnops__run_context') }}
 ),
 
-progress as (
+primary_progress as (
     select * from {{ ref('int_program_course_sets_progressed') }}
+),
+
+certification_progress as (
+    select * from {{ ref('int_program_certification_paths_progressed') }}
+),
+
+certification_learners as (
+    select * from {{ ref('fct_certification_user') }}
 ),
 
 course_sets as (
     select * from {{ ref('stg_rules__program_course_sets') }}
+),
+
+-- programs: the primary path; certifications: the current path (a certification learner
+-- without cycles, which int_certification_cycles always gives, would show the primary one)
+progress as (
+    select primary_progress.*
+    from primary_progress
+    anti join certification_learners
+        on
+            certification_learners.certification_id = primary_progress.program_id
+            and certification_learners.user_id = primary_progress.user_id
+
+    union all
+
+    select * from certification_progress
 ),
 
 -- each group's largest min_time

@@ -8,8 +8,13 @@
     not_started. completed_at is set exactly when the status is complete. is_overdue = not
     complete and as-of > due_at.
 
-    Certifications are here too (program_id = the certification id), with the progress on
-    the primary path counted over all history: the first cycle (int_program_assignments).
+    Certifications are here too (program_id = the certification id): complete while
+    fct_certification_user says certified (completed_at = the certification instant),
+    otherwise the progress on the current path (int_program_certification_paths_progressed).
+    due_at stays the assignment's due date (the first certification's deadline, which the
+    cycles read back through the previous state, so it must not move to the expiry);
+    is_overdue compares the as-of with the current deadline: due_at before the first
+    certification, the latest expiry after it.
 -#}
 
 with
@@ -22,19 +27,85 @@ assignments as (
     select * from {{ ref('int_program_assignments') }}
 ),
 
-statuses as (
+certification_learners as (
+    select * from {{ ref('fct_certification_user') }}
+),
+
+certification_progress as (
+    select * from {{ ref('int_program_certification_paths_progressed') }}
+),
+
+certification_path_summaries as (
+    select
+        program_id,
+        user_id,
+        bool_or(courses_completed > 0) as has_course_completion,
+        any_value(current_group_number) as current_group_number
+    from certification_progress
+    group by program_id, user_id
+),
+
+-- the path the status shows: the primary path for programs, the current one for
+-- certifications
+learner_paths as (
     select
         assignments.*,
+        certification_learners.user_id is not null as is_on_certification_path,
+        certification_learners.state as certification_state,
+        certification_learners.certified_at,
+        certification_learners.expires_at,
+        certification_path_summaries.has_course_completion as certification_has_course_completion,
+        certification_path_summaries.current_group_number as certification_current_group_number
+    from assignments
+    left join certification_learners
+        on
+            certification_learners.certification_id = assignments.program_id
+            and certification_learners.user_id = assignments.user_id
+    left join certification_path_summaries
+        on
+            certification_path_summaries.program_id = assignments.program_id
+            and certification_path_summaries.user_id = assignments.user_id
+),
+
+progress as (
+    select
+        * exclude (completed_at, has_course_completion, current_group_number),
         case
-            when assignments.is_dismissed then 'dismissed'
-            when assignments.is_exception_open then 'exception'
-            when assignments.is_future then 'future'
-            when assignments.is_complete then 'complete'
-            when assignments.has_course_completion then 'in_progress'
+            when is_on_certification_path then certification_state = 'certified'
+            else is_complete
+        end as is_path_complete,
+        case
+            when is_on_certification_path then certified_at
+            else completed_at
+        end as completed_at,
+        case
+            when is_on_certification_path then coalesce(certification_has_course_completion, false)
+            else has_course_completion
+        end as has_course_completion,
+        case
+            when is_on_certification_path then certification_current_group_number
+            else current_group_number
+        end as current_group_number,
+        case
+            when is_on_certification_path and certified_at is not null then expires_at
+            else due_at
+        end as deadline_at
+    from learner_paths
+),
+
+statuses as (
+    select
+        progress.*,
+        case
+            when progress.is_dismissed then 'dismissed'
+            when progress.is_exception_open then 'exception'
+            when progress.is_future then 'future'
+            when progress.is_path_complete then 'complete'
+            when progress.has_course_completion then 'in_progress'
             else 'not_started'
         end as status,
         run_context.as_of
-    from assignments
+    from progress
     cross join run_context
 ),
 
@@ -46,7 +117,7 @@ final as (
         status,
         due_at,
         case when status = 'complete' then completed_at end as completed_at,
-        status <> 'complete' and coalesce(as_of > due_at, false) as is_overdue,
+        status <> 'complete' and coalesce(as_of > deadline_at, false) as is_overdue,
         exception_type,
         exception_resolution,
         exception_raised_at,
