@@ -252,6 +252,9 @@ create table if not exists rules.audience_node (
     value_count          integer
 );
 
+-- added after the first release of the table: older warehouses get the column here
+alter table rules.audience_node add column if not exists certification_states varchar[];
+
 create table if not exists rules.audience_node_value (
     node_id      bigint not null,
     value        varchar not null,
@@ -349,6 +352,15 @@ create table if not exists learnops.previous_program_route_user (
     route_key    varchar not null,
     user_id      varchar not null,
     assigned_at  timestamp not null
+);
+
+create table if not exists learnops.previous_certification_user (
+    certification_id  varchar not null,
+    user_id           varchar not null,
+    state             varchar not null,
+    certified_at      timestamp,
+    window_opens_at   timestamp,
+    expires_at        timestamp
 );
 
 create table if not exists learnops.previous_program_user (

@@ -340,6 +340,17 @@ def write_program_tables(con: duckdb.DuckDBPyConnection, tables: ProgramTables) 
 
 #: previous-state table -> (the published mart it copies, the columns copied)
 _PREVIOUS_STATE = {
+    "previous_certification_user": (
+        "fct_certification_user",
+        (
+            "certification_id",
+            "user_id",
+            "state",
+            "certified_at",
+            "window_opens_at",
+            "expires_at",
+        ),
+    ),
     "previous_program_route_user": (
         "fct_program_assignment_route",
         ("program_id", "route_key", "user_id", "assigned_at"),

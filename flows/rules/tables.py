@@ -27,6 +27,7 @@ from flows.rules.audiences import (
     AUDIENCES_FILE,
     AllNode,
     AnyNode,
+    CertificationState,
     Completion,
     DateFieldRule,
     DynamicAudience,
@@ -105,6 +106,7 @@ NODE_SCHEMA = {
     "lower_date": pl.Date,
     "upper_date": pl.Date,
     "value_count": pl.Int32,
+    "certification_states": pl.List(pl.String),
 }
 VALUE_SCHEMA = {"node_id": pl.Int64, "value": pl.String, "value_lower": pl.String}
 STATIC_MEMBER_SCHEMA = {"audience_id": pl.String, "user_id": pl.String}
@@ -330,6 +332,8 @@ def _leaf_columns(node: BaseModel, clock: RunClock) -> dict[str, Any]:
         columns["match"] = inner.match
         columns["match_operator"], columns["is_complement"] = COMPLETION_MATCHES[inner.match]
         columns.update(_bounds_columns(_completion_bounds(inner, clock), clock))
+    elif isinstance(inner, CertificationState):
+        columns["certification_states"] = list(dict.fromkeys(inner.states))
     elif isinstance(node, NotMemberOfRule):
         columns["is_complement"] = True
     return columns

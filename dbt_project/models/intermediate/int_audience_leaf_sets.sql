@@ -66,6 +66,26 @@ completions as (
     select * from {{ ref('stg_hr__course_completions') }}
 ),
 
+courses as (
+    select * from {{ ref('stg_hr__courses') }}
+),
+
+program_sets as (
+    select * from {{ ref('stg_rules__program_course_sets') }}
+),
+
+program_courses as (
+    select * from {{ ref('stg_rules__program_course_set_courses') }}
+),
+
+previous_certification_users as (
+    select * from {{ ref('stg_learnops__previous_certification_users') }}
+),
+
+run_context as (
+    select * from {{ ref('stg_learnops__run_context') }}
+),
+
 -- ---------------------------------------------------------------- text subjects
 -- Every text a text leaf can test, one row per (subject, field), lower-cased and trimmed;
 -- missing values are absent (UNPIVOT drops nulls), empty ones are dropped below.
@@ -452,10 +472,99 @@ course_counts as (
     group by all
 ),
 
-learning_sets as (
+course_sets as (
     select node_id, user_id
     from course_counts
     where match_operator = 'any' or courses_counted = value_count
+),
+
+-- Program completion in an audience rule is the completion of the program's content, from
+-- the course completions of this run, whether or not the user is assigned to it (programs
+-- are assigned through audiences, so their assignments cannot feed an audience). Optional
+-- sets do not delay it. Only programs that some leaf names are evaluated.
+program_leaves as (
+    select
+        leaves.node_id,
+        leaves.match_operator,
+        leaves.value_count,
+        leaves.lower_at,
+        leaves.upper_at,
+        leaf_values.value as program_id
+    from leaves
+    inner join leaf_values on leaf_values.node_id = leaves.node_id
+    where leaves.leaf_kind = 'program_completion'
+),
+
+program_content_learners as (
+    select distinct
+        program_courses.program_id,
+        program_courses.path,
+        completions.user_id,
+        null::timestamp as counted_from,
+        '-infinity'::timestamp as opened_at,
+        run_context.as_of
+    from program_courses
+    semi join program_leaves on program_leaves.program_id = program_courses.program_id
+    inner join completions on completions.course_id = program_courses.course_id
+    cross join run_context
+    where program_courses.path = 'primary'
+),
+
+program_content_progress as (
+    {{ course_set_progress(
+        'program_content_learners', 'program_sets', 'program_courses', 'completions', 'courses'
+    ) }}
+),
+
+program_content_completions as (
+    select distinct program_id, user_id, path_completed_at as completed_at
+    from program_content_progress
+    where path_completed_at is not null
+),
+
+program_counts as (
+    select
+        program_leaves.node_id,
+        done.user_id,
+        program_leaves.match_operator,
+        program_leaves.value_count,
+        count(*) as programs_counted
+    from program_leaves
+    inner join program_content_completions as done
+        on done.program_id = program_leaves.program_id
+    where coalesce(
+        done.completed_at >= program_leaves.lower_at
+        and done.completed_at <= program_leaves.upper_at,
+        done.completed_at <= program_leaves.upper_at
+    )
+    group by all
+),
+
+program_sets_of_leaves as (
+    select node_id, user_id
+    from program_counts
+    where match_operator = 'any' or programs_counted = value_count
+),
+
+-- Certification state is read from the last published run: certifications are assigned
+-- through audiences too, so this run's state cannot be an input of this run's audiences.
+certification_state_sets as (
+    select distinct leaves.node_id, previous.user_id
+    from leaves
+    inner join leaf_values on leaf_values.node_id = leaves.node_id
+    inner join previous_certification_users as previous
+        on previous.certification_id = leaf_values.value
+    where
+        leaves.leaf_kind = 'certification_state'
+        and list_contains(leaves.certification_states, previous.state)
+),
+
+learning_sets as (
+    select * from course_sets
+    union all
+    select * from program_sets_of_leaves
+    union all
+    select * from certification_state_sets
 ),
 
 -- Each family is distinct per (node, user) and every leaf belongs to one family, so the

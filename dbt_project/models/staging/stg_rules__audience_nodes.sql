@@ -28,7 +28,8 @@ renamed as (
         upper_at,
         lower_date,
         upper_date,
-        coalesce(value_count, 0) as value_count
+        coalesce(value_count, 0) as value_count,
+        certification_states
     from source
 )
 
