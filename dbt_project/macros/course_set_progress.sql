@@ -14,199 +14,322 @@
 
     Renders a complete query (its own `with`), to be used as a CTE body: one row per
     (program_id, path, user_id, set_id) with the set's completion instant and its group's.
-    A set, group or path that is not complete has a null instant.
+    A set, group or path that is not complete has a null instant. path_completed_at,
+    current_group_number and path_courses_completed (completed courses over the path's
+    sets) repeat on every row of a learner.
+
+    Cost (the meaning is above). Group numbers are 1..n within a path
+    (the rules loader numbers them so). Joins past the first are on integer keys numbered
+    here (a learner, a set). Only learners with a counted completion of one of the path's
+    courses are evaluated one by one; for every other learner each instant is either the
+    path's opening or none, the same for all learners of the path, so one template learner
+    per path is evaluated and its rows are copied to them, with its opening replaced by
+    theirs. The sequential groups are folded per learner from one sorted list, not with
+    window functions.
 -#}
 {% macro course_set_progress(learners, course_sets, set_courses, completions, courses) %}
     with
 
-    -- each listed course's earliest counted completion, per learner and set
-    course_firsts as (
+    -- integer keys: one per learner (program, path, user) and one per set
+    keyed_learners as materialized (
         select
+            row_number() over () as learner_key,
             learners.program_id,
             learners.path,
             learners.user_id,
-            set_courses.set_id,
-            set_courses.course_id,
-            min(completions.completed_at) as completed_at
+            learners.counted_from,
+            learners.opened_at,
+            learners.as_of
         from {{ learners }} as learners
-        inner join {{ set_courses }} as set_courses
+    ),
+
+    keyed_sets as materialized (
+        select
+            row_number() over () as set_key,
+            sets.program_id,
+            sets.path,
+            sets.set_id,
+            sets.set_position,
+            sets.group_number,
+            sets.run_number,
+            sets.kind,
+            sets.min_courses,
+            sets.min_score,
+            sets.min_time_months,
+            sets.min_time_seconds,
+            sets.course_count
+        from {{ course_sets }} as sets
+    ),
+
+    keyed_set_courses as (
+        select keyed_sets.program_id, keyed_sets.path, keyed_sets.set_key, set_courses.course_id
+        from {{ set_courses }} as set_courses
+        inner join keyed_sets
             on
-                set_courses.program_id = learners.program_id
-                and set_courses.path = learners.path
+                keyed_sets.program_id = set_courses.program_id
+                and keyed_sets.path = set_courses.path
+                and keyed_sets.set_id = set_courses.set_id
+    ),
+
+    -- each listed course's earliest counted completion, per learner and set
+    course_firsts as materialized (
+        select
+            keyed_learners.learner_key,
+            keyed_set_courses.set_key,
+            keyed_set_courses.course_id,
+            min(completions.completed_at) as completed_at
+        from keyed_learners
+        inner join keyed_set_courses
+            on
+                keyed_set_courses.program_id = keyed_learners.program_id
+                and keyed_set_courses.path = keyed_learners.path
         inner join {{ completions }} as completions
             on
-                completions.user_id = learners.user_id
-                and completions.course_id = set_courses.course_id
+                completions.user_id = keyed_learners.user_id
+                and completions.course_id = keyed_set_courses.course_id
         -- one boolean, not comparisons: keeps DuckDB on the hash join (see int_audience_leaf_sets)
         where coalesce(
-            completions.completed_at <= learners.as_of
-            and completions.completed_at >= learners.counted_from,
-            completions.completed_at <= learners.as_of
+            completions.completed_at <= keyed_learners.as_of
+            and completions.completed_at >= keyed_learners.counted_from,
+            completions.completed_at <= keyed_learners.as_of
         )
-        group by all
+        group by keyed_learners.learner_key, keyed_set_courses.set_key, keyed_set_courses.course_id
     ),
 
     -- `some` sets: the completion at which both thresholds were first met, in order
     some_running as (
         select
-            course_firsts.*,
+            course_firsts.learner_key,
+            course_firsts.set_key,
+            course_firsts.completed_at,
+            keyed_sets.min_courses,
+            keyed_sets.min_score,
             count(*) over running as courses_so_far,
             sum(coalesce(courses.score, 0)) over running as score_so_far
         from course_firsts
-        inner join {{ course_sets }} as sets
-            on
-                sets.program_id = course_firsts.program_id
-                and sets.path = course_firsts.path
-                and sets.set_id = course_firsts.set_id
+        inner join keyed_sets on keyed_sets.set_key = course_firsts.set_key
         left join {{ courses }} as courses on courses.course_id = course_firsts.course_id
-        where sets.kind = 'some'
+        where keyed_sets.kind = 'some'
         window running as (
-            partition by
-                course_firsts.program_id, course_firsts.path, course_firsts.user_id,
-                course_firsts.set_id
+            partition by course_firsts.learner_key, course_firsts.set_key
             order by course_firsts.completed_at, course_firsts.course_id
             rows between unbounded preceding and current row
         )
     ),
 
     some_met as (
-        select
-            some_running.program_id,
-            some_running.path,
-            some_running.user_id,
-            some_running.set_id,
-            min(some_running.completed_at) as completed_at
+        select learner_key, set_key, min(completed_at) as completed_at
         from some_running
-        inner join {{ course_sets }} as sets
-            on
-                sets.program_id = some_running.program_id
-                and sets.path = some_running.path
-                and sets.set_id = some_running.set_id
-        where
-            some_running.courses_so_far >= sets.min_courses
-            and some_running.score_so_far >= sets.min_score
-        group by all
+        where courses_so_far >= min_courses and score_so_far >= min_score
+        group by learner_key, set_key
     ),
 
-    set_counts as (
+    set_progress as (
         select
-            program_id,
-            path,
-            user_id,
-            set_id,
+            course_firsts.learner_key,
+            course_firsts.set_key,
             count(*) as courses_completed,
-            min(completed_at) as first_completed_at,
-            max(completed_at) as last_completed_at
+            min(course_firsts.completed_at) as first_completed_at,
+            max(course_firsts.completed_at) as last_completed_at,
+            any_value(some_met.completed_at) as some_met_at
         from course_firsts
-        group by all
-    ),
-
-    set_instants as (
-        select
-            learners.program_id,
-            learners.path,
-            learners.user_id,
-            learners.opened_at,
-            sets.set_id,
-            sets.set_position,
-            sets.group_number,
-            sets.run_number,
-            sets.kind,
-            sets.min_time_months,
-            sets.min_time_seconds,
-            coalesce(set_counts.courses_completed, 0) as courses_completed,
-            case
-                when sets.kind = 'optional' then learners.opened_at
-                when sets.kind = 'some' and sets.min_courses = 0 and sets.min_score = 0
-                    then learners.opened_at
-                when sets.kind = 'some' then some_met.completed_at
-                when sets.kind = 'any' then set_counts.first_completed_at
-                when sets.kind = 'all' and set_counts.courses_completed = sets.course_count
-                    then set_counts.last_completed_at
-            end as set_completed_at
-        from {{ learners }} as learners
-        inner join {{ course_sets }} as sets
-            on sets.program_id = learners.program_id and sets.path = learners.path
-        left join set_counts
-            on
-                set_counts.program_id = learners.program_id
-                and set_counts.path = learners.path
-                and set_counts.user_id = learners.user_id
-                and set_counts.set_id = sets.set_id
         left join some_met
             on
-                some_met.program_id = learners.program_id
-                and some_met.path = learners.path
-                and some_met.user_id = learners.user_id
-                and some_met.set_id = sets.set_id
+                some_met.learner_key = course_firsts.learner_key
+                and some_met.set_key = course_firsts.set_key
+        group by course_firsts.learner_key, course_firsts.set_key
+    ),
+
+    -- who is evaluated one by one: learners with a counted completion on their path, and
+    -- one template learner per path (negative key, no completions, opened at the epoch)
+    active_learners as (
+        select keyed_learners.learner_key, keyed_learners.program_id, keyed_learners.path,
+            keyed_learners.opened_at
+        from keyed_learners
+        semi join course_firsts on course_firsts.learner_key = keyed_learners.learner_key
+    ),
+
+    template_learners as (
+        select
+            -row_number() over () as learner_key,
+            program_id,
+            path,
+            timestamp '1970-01-01' as opened_at
+        from (select distinct program_id, path from keyed_learners)
+    ),
+
+    evaluated_learners as (
+        select * from active_learners
+        union all
+        select * from template_learners
+    ),
+
+    set_instants as materialized (
+        select
+            evaluated_learners.learner_key,
+            evaluated_learners.opened_at,
+            keyed_sets.set_key,
+            keyed_sets.group_number,
+            keyed_sets.run_number,
+            coalesce(set_progress.courses_completed, 0) as courses_completed,
+            case
+                when keyed_sets.kind = 'optional' then evaluated_learners.opened_at
+                when keyed_sets.kind = 'some' and keyed_sets.min_courses = 0 and keyed_sets.min_score = 0
+                    then evaluated_learners.opened_at
+                when keyed_sets.kind = 'some' then set_progress.some_met_at
+                when keyed_sets.kind = 'any' then set_progress.first_completed_at
+                when keyed_sets.kind = 'all' and set_progress.courses_completed = keyed_sets.course_count
+                    then set_progress.last_completed_at
+            end as set_completed_at
+        from evaluated_learners
+        inner join keyed_sets
+            on
+                keyed_sets.program_id = evaluated_learners.program_id
+                and keyed_sets.path = evaluated_learners.path
+        left join set_progress
+            on
+                set_progress.learner_key = evaluated_learners.learner_key
+                and set_progress.set_key = keyed_sets.set_key
     ),
 
     -- a run of `and`-ed sets completes at its latest set; a group at its earliest run
-    run_instants as (
+    run_instants as materialized (
         select
-            program_id, path, user_id, group_number, run_number,
+            learner_key,
+            group_number,
+            run_number,
             case when count(*) = count(set_completed_at) then max(set_completed_at) end
-                as run_completed_at
+                as run_completed_at,
+            sum(courses_completed) as run_courses_completed
         from set_instants
-        group by all
+        group by learner_key, group_number, run_number
     ),
 
     group_instants as (
         select
-            program_id, path, user_id, group_number,
-            min(run_completed_at) as group_completed_at
+            learner_key,
+            group_number,
+            min(run_completed_at) as group_completed_at,
+            sum(run_courses_completed) as group_courses_completed
         from run_instants
-        group by all
+        group by learner_key, group_number
     ),
 
     -- groups are sequential: group k is done once it and every group before it are
-    group_sequence as (
+    learner_groups as (
         select
-            group_instants.*,
-            case
-                when count(*) over earlier = count(group_completed_at) over earlier
-                    then max(group_completed_at) over earlier
-            end as group_done_at,
-            count(*) over learner_path as group_count
+            learner_key,
+            list_transform(
+                list_sort(list({'group_number': group_number, 'completed_at': group_completed_at})),
+                lambda g: g.completed_at
+            ) as group_completions,
+            sum(group_courses_completed) as path_courses_completed
         from group_instants
-        window
-            earlier as (
-                partition by program_id, path, user_id order by group_number
-                rows between unbounded preceding and current row
-            ),
-            learner_path as (partition by program_id, path, user_id)
+        group by learner_key
     ),
 
-    group_opening as (
+    learner_paths as (
         select
-            group_sequence.*,
-            max(group_done_at) filter (where group_number = group_count)
-                over (partition by program_id, path, user_id) as path_completed_at,
-            min(group_number) filter (where group_done_at is null)
-                over (partition by program_id, path, user_id) as current_group_number,
-            lag(group_done_at) over (
-                partition by program_id, path, user_id order by group_number
-            ) as previous_group_done_at
-        from group_sequence
+            learner_key,
+            group_completions,
+            list_transform(
+                generate_series(1, len(group_completions)),
+                lambda k: case
+                    when list_count(group_completions[1:k]) = k then list_max(group_completions[1:k])
+                end
+            ) as group_dones,
+            path_courses_completed
+        from learner_groups
+    ),
+
+    evaluated_rows as (
+        select
+            set_instants.learner_key,
+            set_instants.set_key,
+            set_instants.courses_completed,
+            set_instants.set_completed_at,
+            run_instants.run_completed_at,
+            learner_paths.group_completions[set_instants.group_number] as group_completed_at,
+            learner_paths.group_dones[set_instants.group_number] as group_done_at,
+            learner_paths.group_dones[-1] as path_completed_at,
+            cast(
+                list_position(list_transform(learner_paths.group_dones, lambda done: done is null), true)
+                as integer
+            ) as current_group_number,
+            -- group 1 opens with the path; group k when k-1 is done (never before the path)
+            case
+                when set_instants.group_number = 1 then set_instants.opened_at
+                when learner_paths.group_dones[set_instants.group_number - 1] is not null
+                    then greatest(
+                        set_instants.opened_at,
+                        learner_paths.group_dones[set_instants.group_number - 1]
+                    )
+            end as group_opens_at,
+            learner_paths.path_courses_completed
+        from set_instants
+        inner join run_instants
+            on
+                run_instants.learner_key = set_instants.learner_key
+                and run_instants.group_number = set_instants.group_number
+                and run_instants.run_number = set_instants.run_number
+        inner join learner_paths on learner_paths.learner_key = set_instants.learner_key
+    ),
+
+    -- every learner's rows: their own, or their path's template with their opening
+    learner_rows as (
+        select keyed_learners.*, evaluated_rows.* exclude (learner_key)
+        from keyed_learners
+        inner join evaluated_rows on evaluated_rows.learner_key = keyed_learners.learner_key
+
+        union all
+
+        select
+            keyed_learners.*,
+            template_rows.set_key,
+            template_rows.courses_completed,
+            {%- for column in ['set_completed_at', 'run_completed_at', 'group_completed_at',
+                               'group_done_at', 'path_completed_at'] %}
+            case when template_rows.{{ column }} is not null then keyed_learners.opened_at end
+                as {{ column }},
+            {%- endfor %}
+            template_rows.current_group_number,
+            case when template_rows.group_opens_at is not null then keyed_learners.opened_at end
+                as group_opens_at,
+            template_rows.path_courses_completed
+        from keyed_learners
+        anti join course_firsts on course_firsts.learner_key = keyed_learners.learner_key
+        inner join template_learners
+            on
+                template_learners.program_id = keyed_learners.program_id
+                and template_learners.path = keyed_learners.path
+        inner join evaluated_rows as template_rows
+            on template_rows.learner_key = template_learners.learner_key
     ),
 
     final as (
         select
-            set_instants.*,
-            run_instants.run_completed_at,
-            group_opening.group_completed_at,
-            group_opening.group_done_at,
-            group_opening.path_completed_at,
-            group_opening.current_group_number,
-            -- group 1 opens with the path; group k when k-1 is done (never before the path)
-            case
-                when set_instants.group_number = 1 then set_instants.opened_at
-                when group_opening.previous_group_done_at is not null
-                    then greatest(set_instants.opened_at, group_opening.previous_group_done_at)
-            end as group_opens_at
-        from set_instants
-        inner join run_instants using (program_id, path, user_id, group_number, run_number)
-        inner join group_opening using (program_id, path, user_id, group_number)
+            learner_rows.program_id,
+            learner_rows.path,
+            learner_rows.user_id,
+            learner_rows.opened_at,
+            keyed_sets.set_id,
+            keyed_sets.set_position,
+            keyed_sets.group_number,
+            keyed_sets.run_number,
+            keyed_sets.kind,
+            keyed_sets.min_time_months,
+            keyed_sets.min_time_seconds,
+            learner_rows.courses_completed,
+            learner_rows.set_completed_at,
+            learner_rows.run_completed_at,
+            learner_rows.group_completed_at,
+            learner_rows.group_done_at,
+            learner_rows.path_completed_at,
+            learner_rows.current_group_number,
+            learner_rows.group_opens_at,
+            learner_rows.path_courses_completed
+        from learner_rows
+        inner join keyed_sets on keyed_sets.set_key = learner_rows.set_key
     )
 
     select * from final

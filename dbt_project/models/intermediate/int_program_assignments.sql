@@ -73,15 +73,16 @@ learner_routes as (
     group by program_id, user_id
 ),
 
+-- the per-learner columns repeat on every set row: the first set's row is enough
 learner_progress as (
     select
         program_id,
         user_id,
-        any_value(path_completed_at) as completed_at,
-        any_value(current_group_number) as current_group_number,
-        bool_or(courses_completed > 0) as has_course_completion
+        path_completed_at as completed_at,
+        current_group_number,
+        path_courses_completed > 0 as has_course_completion
     from progress
-    group by program_id, user_id
+    where set_position = 1
 ),
 
 -- duplicate_course: pairs of certifications sharing a course (of either path)

@@ -72,7 +72,8 @@ final as (
         group_done_at,
         group_opens_at,
         current_group_number,
-        path_completed_at
+        path_completed_at,
+        path_courses_completed
     from progress
 )
 

@@ -35,14 +35,15 @@ certification_progress as (
     select * from {{ ref('int_program_certification_paths_progressed') }}
 ),
 
+-- the per-learner columns repeat on every set row: the first set's row is enough
 certification_path_summaries as (
     select
         program_id,
         user_id,
-        bool_or(courses_completed > 0) as has_course_completion,
-        any_value(current_group_number) as current_group_number
+        path_courses_completed > 0 as has_course_completion,
+        current_group_number
     from certification_progress
-    group by program_id, user_id
+    where set_position = 1
 ),
 
 -- the path the status shows: the primary path for programs, the current one for
