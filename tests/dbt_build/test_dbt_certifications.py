@@ -335,9 +335,8 @@ def test_recertifying_after_expiry_restarts_from_the_completion(
         # cycle 1 opens at the assignment (this run's as-of: no previous state in this test)
         (1, "primary", None, RUNS["r4"], D(2012, 4, 1), D(2012, 4, 1), "certified",
          "due_date", D(2013, 5, 3)),
-        # the recertification path completed after the expiry: too late, it does not count
-        (2, "recertification", D(2013, 4, 3), D(2013, 4, 3), D(2013, 6, 5), None, "expired",
-         None, None),
+        # the recertification path completed after the expiry (5 Jun): too late, not counted
+        (2, "recertification", D(2013, 4, 3), D(2013, 4, 3), None, None, "expired", None, None),
         (3, "primary", D(2013, 4, 3), D(2013, 5, 3), D(2013, 6, 10), D(2013, 6, 10),
          "certified", "completion", D(2014, 6, 10)),
     ]  # fmt: skip

@@ -2,15 +2,19 @@
 
 {#-
     Certification cycles (docs/programs.md, "Certifications"): one row per (certification_id,
-    user_id, cycle_number) for every assigned learner, derived from the completion history
-    as of the run, so a late run loses nothing.
+    user_id, cycle_number) for every assigned learner (int_program_assignments, not
+    dismissed), derived from the completion history as of the run, so a late run loses
+    nothing.
 
     A cycle is one path evaluated from one instant on:
       cycle 1          path primary, counted_from null (every completion), opened_at the
-                       assignment instant; certifies at the path's completion instant c.
-      after a certification n (expiry e, window w), once w <= as-of:
-        recertification   counted_from w, opened_at w; certifies at c when c <= e
-                          (cycle_outcome certified), else it is expired once as-of >= e.
+                       assignment instant: the assignments' own course_set_progress
+                       (int_program_assignments.completed_at); certifies at that instant c.
+      after a certification (expiry e, window w), once w <= as-of:
+        recertification   counted_from w, opened_at w, completions up to e: certifies at
+                          the path's instant c <= e (cycle_outcome certified), else it is
+                          expired once as-of >= e (completed_at stays null: later
+                          completions are not read for this path).
         then, only if it did not certify and as-of >= e, a primary cycle: counted_from w,
                           opened_at e, certifying at greatest(e, the path's instant).
     A certification's base, expiry and window follow expiry_method (base_rule names the
@@ -23,37 +27,47 @@
     above), window_opens_at = expires_at - window period.
 
     The chain is built in a bounded number of steps, each one set-based pass of
-    course_set_progress over every learner still certifying (step 1: all learners, on the
-    primary path; step k: the learners whose certification of step k-1 opened its window by
-    the as-of, on the recertification and, once expired, the primary path). The bound is
-    read when the model runs, per certification, from its periods and history: expiries
-    advance by at least one active period per cycle (completion_date: active - window
-    period; months counted as 28 days, windows as 31), so n(t) certifications can open their
-    window by t counting from the first completion (or assignment); a step needs its window
-    open by the as-of, and a certification after the first needs a completion on or after
-    the previous window (unless a path completes on optional sets alone): steps =
-    1 + min(n(as-of), n(last completion) + 1), capped at 50. A chain also stops when a
-    certification would not move the expiry later (a degenerate window = active period).
-    is_chain_truncated marks a latest cycle that the cap cut short (a dbt test warns).
+    course_set_progress over every learner still certifying (step 1: cycle 1 for everyone;
+    step k: the learners whose certification of step k-1 opened its window by the as-of, on
+    the recertification and, once expired, the primary path). The steps run on integer
+    keys (certification, user, course; path 1 = primary, 2 = recertification; set id = set
+    position). The bound is read when the model runs, per certification, from its periods
+    and history: expiries advance by at least one active period per cycle (completion_date:
+    active - window period; months counted as 28 days, windows as 31), so n(t)
+    certifications can open their window by t counting from the first completion (or
+    assignment); a step needs its window open by the as-of, and a certification after the
+    first needs a completion on or after the previous window (unless a path completes on
+    optional sets alone): steps = 1 + min(n(as-of), n(last completion) + 1), capped at 50.
+    A chain also stops when a certification would not move the expiry later (a degenerate
+    window = active period). is_chain_truncated marks a latest cycle that the cap cut short
+    (a dbt test on fct_certification_user warns).
 
     Columns: certification_id, user_id, cycle_number, path, counted_from, opened_at,
-    completed_at (the path's completion instant as counted, may be after closes_at),
-    closes_at (recertification cycles: the expiry to recertify by), certified_at (null:
-    not certified in this cycle), certification_kind (first | recertification |
-    after_expiry), base_rule (due_date | completion | previous_expiry | fixed), base_at,
-    expires_at, window_opens_at, cycle_outcome (certified | expired | open), assigned_at,
-    due_at, is_latest_cycle, is_chain_truncated.
+    completed_at (the path's completion instant as counted), closes_at (recertification
+    cycles: the expiry to recertify by), certified_at (null: not certified in this cycle),
+    certification_kind (first | recertification | after_expiry), base_rule (due_date |
+    completion | previous_expiry | fixed), base_at, expires_at, window_opens_at,
+    cycle_outcome (certified | expired | open), certification_count (certifications up to
+    this cycle), last_certified_cycle_number (the latest certified cycle up to this one),
+    is_latest_cycle, is_chain_truncated.
 -#}
 
 {%- set step_cap = 50 -%}
+{%- set as_of = run_as_of() -%}
 {#- the assigned learners: a dismissed exception is not an assignment -#}
-{%- set assignments_relation = ref('int_certification_assignments') -%}
+{%- set assignments_relation = ref('int_program_assignments') -%}
+{#- set here, not where the steps use them: dbt sees the refs when it parses (one step) -#}
+{%- set programs_relation = ref('stg_rules__programs') -%}
+{%- set course_sets_relation = ref('stg_rules__program_course_sets') -%}
+{%- set set_courses_relation = ref('stg_rules__program_course_set_courses') -%}
+{%- set completions_relation = ref('stg_hr__course_completions') -%}
+{%- set courses_relation = ref('stg_hr__courses') -%}
 {%- set step_count = 1 -%}
 {%- if execute -%}
     {%- set bound_query -%}
         with
         run_context as (
-            select as_of from {{ ref('stg_learnops__run_context') }}
+            select {{ as_of }} as as_of
         ),
         certifications as (
             select
@@ -65,12 +79,12 @@
                     + coalesce(window_period_seconds, 0) as window_long,
                 coalesce(min_active_period_months, 0) * 28 * 86400
                     + coalesce(min_active_period_seconds, 0) as min_active_short
-            from {{ ref('stg_rules__programs') }}
+            from {{ programs_relation }}
             where kind = 'certification'
         ),
         certification_courses as (
             select distinct set_courses.program_id, set_courses.course_id
-            from {{ ref('stg_rules__program_course_set_courses') }} as set_courses
+            from {{ set_courses_relation }} as set_courses
             semi join certifications on certifications.program_id = set_courses.program_id
         ),
         -- a path that completes without any completion (optional sets) can certify forever
@@ -81,7 +95,7 @@
                     sets.kind = 'optional'
                     or (sets.kind = 'some' and sets.min_courses = 0 and sets.min_score = 0)
                 ) as is_instant
-            from {{ ref('stg_rules__program_course_sets') }} as sets
+            from {{ course_sets_relation }} as sets
             group by sets.program_id, sets.path, sets.group_number, sets.run_number
         ),
         instant_certifications as (
@@ -102,7 +116,7 @@
                 certification_courses.program_id,
                 min(completions.completed_at) as first_completed_at,
                 max(completions.completed_at) as last_completed_at
-            from {{ ref('stg_hr__course_completions') }} as completions
+            from {{ completions_relation }} as completions
             inner join certification_courses
                 on certification_courses.course_id = completions.course_id
             where completions.completed_at <= (select as_of from run_context)
@@ -167,13 +181,11 @@
 
 with
 
-run_context as (
-    select * from {{ ref('stg_learnops__run_context') }}
-),
-
+-- integer keys: every step groups, joins and partitions on them
 certifications as materialized (
     select
-        program_id,
+        program_id as certification_id,
+        (row_number() over (order by program_id))::integer as certification_key,
         coalesce(expiry_method, 'expiry_date') as expiry_method,
         coalesce(active_period_months, 0) as active_months,
         coalesce(active_period_seconds, 0) as active_seconds,
@@ -181,172 +193,226 @@ certifications as materialized (
         coalesce(window_period_seconds, 0) as window_seconds,
         coalesce(min_active_period_months, 0) as min_active_months,
         coalesce(min_active_period_seconds, 0) as min_active_seconds
-    from {{ ref('stg_rules__programs') }}
+    from {{ programs_relation }}
     where kind = 'certification'
 ),
 
+-- cycle 1 is the primary path over all history from the assignment: the assignments'
+-- course-set progress (course_set_progress, counted_from null, opened_at = assigned_at)
 assignments as (
-    select program_id, user_id, assigned_at, due_at
+    select
+        program_id as certification_id,
+        user_id,
+        assigned_at,
+        due_at,
+        completed_at as primary_completed_at
     from {{ assignments_relation }}
     where kind = 'certification' and not is_dismissed
 ),
 
-program_course_sets as (
-    select * from {{ ref('stg_rules__program_course_sets') }}
-),
-
-program_set_courses as (
-    select * from {{ ref('stg_rules__program_course_set_courses') }}
-),
-
-certification_sets as materialized (
-    select program_course_sets.*
-    from program_course_sets
-    semi join certifications on certifications.program_id = program_course_sets.program_id
-),
-
-certification_set_courses as materialized (
-    select program_set_courses.*
-    from program_set_courses
-    semi join certifications on certifications.program_id = program_set_courses.program_id
-),
-
-course_scores as (
-    select * from {{ ref('stg_hr__courses') }}
-),
-
--- the completions any step can count: certification courses of assigned learners, read once
-certification_completions as materialized (
-    select completions.user_id, completions.course_id, completions.completed_at
-    from {{ ref('stg_hr__course_completions') }} as completions
-    semi join (select distinct course_id from certification_set_courses) as courses
-        on courses.course_id = completions.course_id
-    semi join (select distinct user_id from assignments) as learners
-        on learners.user_id = completions.user_id
-),
-
-step_1_input as materialized (
-    select
-        assignments.program_id,
-        assignments.user_id,
-        assignments.assigned_at,
-        assignments.due_at,
-        run_context.as_of,
-        certifications.* exclude (program_id),
-        0 as previous_cycle_number,
-        null::timestamp as previous_expires_at,
-        null::timestamp as previous_window_opens_at
-    from assignments
-    inner join certifications on certifications.program_id = assignments.program_id
-    cross join run_context
-),
-
 {% for step in range(1, step_count + 1) %}
 -- ================================================================ step {{ step }}
+{%- if step == 1 %}
+
+step_1_outcomes as (
+    select
+        certifications.*,
+        assignments.user_id,
+        null::integer as user_key,
+        0 as previous_cycle_number,
+        0 as previous_certification_count,
+        null::timestamp as previous_expires_at,
+        null::timestamp as previous_window_opens_at,
+        assignments.assigned_at,
+        assignments.due_at,
+        assignments.primary_completed_at,
+        null::timestamp as recertification_completed_at
+    from assignments
+    inner join certifications on certifications.certification_id = assignments.certification_id
+),
+
+step_1_attempts as (
+    select
+        *,
+        1 as cycle_number,
+        1 as path,
+        null::timestamp as counted_from,
+        assigned_at as opened_at,
+        null::timestamp as closes_at,
+        primary_completed_at as completed_at,
+        primary_completed_at as certified_at,
+        'first' as certification_kind,
+        true as is_last_in_step
+    from step_1_outcomes
+),
+{%- else %}
+{%- if step == 2 %}
+
+-- the learners who recertify at least once, and what the steps read of them, with keys
+user_keys as materialized (
+    select user_id, (row_number() over ())::integer as user_key
+    from (select distinct user_id from step_2_candidates)
+),
+
+course_keys as materialized (
+    select course_id, (row_number() over (order by course_id))::integer as course_key
+    from (
+        select distinct course_id from {{ set_courses_relation }}
+        semi join certifications on certifications.certification_id = program_id
+    )
+),
+
+-- course_set_progress on keys: program_id = certification_key, path 1 = primary and
+-- 2 = recertification, set_id = set_position, user_id = user_key, course_id = course_key
+recertification_sets as materialized (
+    select
+        certifications.certification_key as program_id,
+        case sets.path when 'primary' then 1 else 2 end as path,
+        sets.set_position as set_id,
+        sets.* exclude (program_id, path, set_id)
+    from {{ course_sets_relation }} as sets
+    inner join certifications on certifications.certification_id = sets.program_id
+),
+
+recertification_set_courses as materialized (
+    select
+        certifications.certification_key as program_id,
+        case set_courses.path when 'primary' then 1 else 2 end as path,
+        sets.set_position as set_id,
+        course_keys.course_key as course_id
+    from {{ set_courses_relation }} as set_courses
+    inner join certifications on certifications.certification_id = set_courses.program_id
+    inner join {{ course_sets_relation }} as sets
+        on
+            sets.program_id = set_courses.program_id
+            and sets.path = set_courses.path
+            and sets.set_id = set_courses.set_id
+    inner join course_keys on course_keys.course_id = set_courses.course_id
+),
+
+recertification_courses as materialized (
+    select course_keys.course_key as course_id, courses.score
+    from {{ courses_relation }} as courses
+    inner join course_keys on course_keys.course_id = courses.course_id
+),
+
+recertification_completions as materialized (
+    select
+        user_keys.user_key as user_id,
+        course_keys.course_key as course_id,
+        completions.completed_at
+    from {{ completions_relation }} as completions
+    inner join user_keys on user_keys.user_id = completions.user_id
+    inner join course_keys on course_keys.course_id = completions.course_id
+    where completions.completed_at <= {{ as_of }}
+),
+
+step_2_input as materialized (
+    select candidates.* exclude (user_key), user_keys.user_key
+    from step_2_candidates as candidates
+    inner join user_keys on user_keys.user_id = candidates.user_id
+),
+{%- endif %}
 
 step_{{ step }}_learners as materialized (
-    {%- if step == 1 %}
+    -- the recertification path only matters until the expiry: completions after it are not
+    -- read (the path's instant when it is at or before the expiry is the same)
     select
-        program_id, 'primary' as path, user_id,
-        null::timestamp as counted_from, assigned_at as opened_at, as_of
-    from step_1_input
-    {%- else %}
-    select
-        program_id, 'recertification' as path, user_id,
-        previous_window_opens_at as counted_from, previous_window_opens_at as opened_at, as_of
+        certification_key as program_id, 2 as path, user_key as user_id,
+        previous_window_opens_at as counted_from, previous_window_opens_at as opened_at,
+        least(previous_expires_at, {{ as_of }}) as as_of
     from step_{{ step }}_input
 
     union all
 
     -- expired without recertifying: back on the primary path from the expiry
     select
-        program_id, 'primary' as path, user_id,
-        previous_window_opens_at as counted_from, previous_expires_at as opened_at, as_of
+        certification_key as program_id, 1 as path, user_key as user_id,
+        previous_window_opens_at as counted_from, previous_expires_at as opened_at,
+        {{ as_of }} as as_of
     from step_{{ step }}_input
-    where previous_expires_at <= as_of
-    {%- endif %}
+    where previous_expires_at <= {{ as_of }}
+),
+
+-- no step counts a completion before its earliest window
+step_{{ step }}_completions as (
+    select * from recertification_completions
+    where completed_at >= (select min(counted_from) from step_{{ step }}_learners)
 ),
 
 step_{{ step }}_paths as materialized (
-    select program_id, path, user_id, max(path_completed_at) as completed_at
+    select
+        program_id as certification_key,
+        user_id as user_key,
+        max(path_completed_at) filter (where path = 1) as primary_completed_at,
+        max(path_completed_at) filter (where path = 2) as recertification_completed_at
     from (
         {{ course_set_progress(
-            'step_' ~ step ~ '_learners', 'certification_sets', 'certification_set_courses',
-            'certification_completions', 'course_scores') }}
+            'step_' ~ step ~ '_learners', 'recertification_sets', 'recertification_set_courses',
+            'step_' ~ step ~ '_completions', 'recertification_courses') }}
     ) as progress
     group by all
 ),
 
-step_{{ step }}_attempts as (
-    {%- if step == 1 %}
+step_{{ step }}_outcomes as (
     select
-        input.*,
-        1 as cycle_number,
-        'primary' as path,
-        null::timestamp as counted_from,
-        input.assigned_at as opened_at,
-        null::timestamp as closes_at,
-        paths.completed_at,
-        paths.completed_at as certified_at,
-        'first' as certification_kind
-    from step_1_input as input
-    left join step_1_paths as paths
-        on
-            paths.program_id = input.program_id
-            and paths.user_id = input.user_id
-            and paths.path = 'primary'
-    {%- else %}
-    select
-        input.*,
-        input.previous_cycle_number + 1 as cycle_number,
-        'recertification' as path,
-        input.previous_window_opens_at as counted_from,
-        input.previous_window_opens_at as opened_at,
-        input.previous_expires_at as closes_at,
-        recertification.completed_at,
-        case
-            when recertification.completed_at <= input.previous_expires_at
-                then recertification.completed_at
-        end as certified_at,
-        'recertification' as certification_kind
+        certifications.*,
+        input.user_id,
+        input.user_key,
+        input.previous_cycle_number,
+        input.previous_certification_count,
+        input.previous_expires_at,
+        input.previous_window_opens_at,
+        null::timestamp as assigned_at,
+        null::timestamp as due_at,
+        paths.primary_completed_at,
+        paths.recertification_completed_at
     from step_{{ step }}_input as input
-    left join step_{{ step }}_paths as recertification
-        on
-            recertification.program_id = input.program_id
-            and recertification.user_id = input.user_id
-            and recertification.path = 'recertification'
+    inner join certifications on certifications.certification_key = input.certification_key
+    left join step_{{ step }}_paths as paths
+        on paths.certification_key = input.certification_key and paths.user_key = input.user_key
+),
+
+step_{{ step }}_attempts as (
+    select
+        *,
+        previous_cycle_number + 1 as cycle_number,
+        2 as path,
+        previous_window_opens_at as counted_from,
+        previous_window_opens_at as opened_at,
+        previous_expires_at as closes_at,
+        recertification_completed_at as completed_at,
+        case
+            when recertification_completed_at <= previous_expires_at
+                then recertification_completed_at
+        end as certified_at,
+        'recertification' as certification_kind,
+        coalesce(recertification_completed_at <= previous_expires_at, false)
+            or {{ as_of }} < previous_expires_at as is_last_in_step
+    from step_{{ step }}_outcomes
 
     union all
 
     select
-        input.*,
-        input.previous_cycle_number + 2 as cycle_number,
-        'primary' as path,
-        input.previous_window_opens_at as counted_from,
-        input.previous_expires_at as opened_at,
+        *,
+        previous_cycle_number + 2 as cycle_number,
+        1 as path,
+        previous_window_opens_at as counted_from,
+        previous_expires_at as opened_at,
         null::timestamp as closes_at,
-        primary_path.completed_at,
+        primary_completed_at as completed_at,
         case
-            when primary_path.completed_at is not null
-                then greatest(primary_path.completed_at, input.previous_expires_at)
+            when primary_completed_at is not null
+                then greatest(primary_completed_at, previous_expires_at)
         end as certified_at,
-        'after_expiry' as certification_kind
-    from step_{{ step }}_input as input
-    left join step_{{ step }}_paths as recertification
-        on
-            recertification.program_id = input.program_id
-            and recertification.user_id = input.user_id
-            and recertification.path = 'recertification'
-    left join step_{{ step }}_paths as primary_path
-        on
-            primary_path.program_id = input.program_id
-            and primary_path.user_id = input.user_id
-            and primary_path.path = 'primary'
+        'after_expiry' as certification_kind,
+        true as is_last_in_step
+    from step_{{ step }}_outcomes
     where
-        input.previous_expires_at <= input.as_of
-        and not coalesce(recertification.completed_at <= input.previous_expires_at, false)
-    {%- endif %}
+        previous_expires_at <= {{ as_of }}
+        and not coalesce(recertification_completed_at <= previous_expires_at, false)
 ),
+{%- endif %}
 
 -- fixed: the first start + k x active period at or after certified_at + min_active_period
 step_{{ step }}_fixed as (
@@ -359,23 +425,30 @@ step_{{ step }}_fixed as (
     from (
         select
             *,
-            case
-                when certification_kind = 'first' then coalesce(due_at, certified_at)
-                else previous_expires_at
+            case when expiry_method = 'fixed' and certified_at is not null then
+                case
+                    when certification_kind = 'first' then coalesce(due_at, certified_at)
+                    else previous_expires_at
+                end
             end as fixed_start,
-            {{ add_period('certified_at', 'min_active_months', 'min_active_seconds') }}
-                as fixed_target
+            case when expiry_method = 'fixed' then
+                {{ add_period('certified_at', 'min_active_months', 'min_active_seconds') }}
+            end as fixed_target
         from step_{{ step }}_attempts
-        where expiry_method = 'fixed' and certified_at is not null
     )
 ),
 
-step_{{ step }}_fixed_k as (
+step_{{ step }}_based as (
     select
-        program_id,
-        user_id,
-        cycle_number,
-        fixed_start,
+        *,
+        case
+            when certified_at is null then null
+            when expiry_method = 'fixed' then 'fixed'
+            when expiry_method = 'completion_date' then 'completion'
+            when certification_kind = 'first' and certified_at <= due_at then 'due_date'
+            when certification_kind = 'recertification' then 'previous_expiry'
+            else 'completion'
+        end as base_rule,
         -- the estimate is off by at most one (calendar months are 28 to 31 days)
         least(
             {%- for offset in [-1, 0, 1, 2] %}
@@ -389,28 +462,6 @@ step_{{ step }}_fixed_k as (
             {%- endfor %}
         ) as fixed_k
     from step_{{ step }}_fixed
-),
-
-step_{{ step }}_based as (
-    select
-        attempts.*,
-        case
-            when attempts.certified_at is null then null
-            when attempts.expiry_method = 'fixed' then 'fixed'
-            when attempts.expiry_method = 'completion_date' then 'completion'
-            when attempts.certification_kind = 'first'
-                and attempts.certified_at <= attempts.due_at then 'due_date'
-            when attempts.certification_kind = 'recertification' then 'previous_expiry'
-            else 'completion'
-        end as base_rule,
-        fixed_k.fixed_start,
-        fixed_k.fixed_k
-    from step_{{ step }}_attempts as attempts
-    left join step_{{ step }}_fixed_k as fixed_k
-        on
-            fixed_k.program_id = attempts.program_id
-            and fixed_k.user_id = attempts.user_id
-            and fixed_k.cycle_number = attempts.cycle_number
 ),
 
 step_{{ step }}_expiring as (
@@ -437,69 +488,75 @@ step_{{ step }}_expiring as (
 
 step_{{ step }}_cycles as materialized (
     select
-        program_id,
-        user_id,
-        cycle_number,
-        path,
-        counted_from,
-        opened_at,
-        completed_at,
-        closes_at,
-        certified_at,
-        case when certified_at is not null then certification_kind end as certification_kind,
-        base_rule,
-        base_at,
-        expires_at,
-        {{ add_period('expires_at', '-window_months', '-window_seconds') }} as window_opens_at,
-        case
-            when certified_at is not null then 'certified'
-            when closes_at <= as_of then 'expired'
-            else 'open'
-        end as cycle_outcome,
-        assigned_at,
-        due_at,
-        as_of,
-        previous_expires_at,
-        -- carried to the next step
-        expiry_method,
-        active_months,
-        active_seconds,
-        window_months,
-        window_seconds,
-        min_active_months,
-        min_active_seconds
-    from step_{{ step }}_expiring
+        * exclude (previous_expires_at),
+        -- the next step takes the learner on: this certification's window opened by the
+        -- as-of, and it moved the expiry later
+        coalesce(
+            certified_at is not null
+            and window_opens_at <= {{ as_of }}
+            and coalesce(expires_at > previous_expires_at, true),
+            false
+        ) as is_continuing
+    from (
+        select
+            certification_key,
+            user_id,
+            user_key,
+            cycle_number,
+            path,
+            counted_from,
+            opened_at,
+            completed_at,
+            closes_at,
+            certified_at,
+            case when certified_at is not null then certification_kind end as certification_kind,
+            base_rule,
+            base_at,
+            expires_at,
+            {{ add_period('expires_at', '-window_months', '-window_seconds') }}
+                as window_opens_at,
+            case
+                when certified_at is not null then 'certified'
+                when closes_at <= {{ as_of }} then 'expired'
+                else 'open'
+            end as cycle_outcome,
+            previous_expires_at,
+            previous_certification_count + (certified_at is not null)::integer
+                as certification_count,
+            case
+                when certified_at is not null then cycle_number
+                when previous_cycle_number > 0 then previous_cycle_number
+            end as last_certified_cycle_number,
+            is_last_in_step
+        from step_{{ step }}_expiring
+    )
 ),
 
--- learners whose new certification opened its window by the as-of (and moved the expiry)
-step_{{ step + 1 }}_input as materialized (
+{%- set next_input = 'step_2_candidates' if step == 1 else 'step_' ~ (step + 1) ~ '_input' %}
+
+{{ next_input }} as materialized (
     select
-        program_id,
+        certification_key,
         user_id,
-        assigned_at,
-        due_at,
-        as_of,
-        expiry_method,
-        active_months,
-        active_seconds,
-        window_months,
-        window_seconds,
-        min_active_months,
-        min_active_seconds,
+        user_key,
         cycle_number as previous_cycle_number,
+        certification_count as previous_certification_count,
         expires_at as previous_expires_at,
         window_opens_at as previous_window_opens_at
     from step_{{ step }}_cycles
-    where
-        certified_at is not null
-        and window_opens_at <= as_of
-        and coalesce(expires_at > previous_expires_at, true)
+    where is_continuing
 ),
 {% endfor %}
 
 cycles as (
     {%- for step in range(1, step_count + 1) %}
-    select * from step_{{ step }}_cycles
+    select
+        *,
+        is_last_in_step
+        {%- if not loop.last %} and not is_continuing{% endif %} as is_latest_cycle,
+        {% if loop.last %}is_last_in_step and is_continuing{% else %}false{% endif %}
+            as is_chain_truncated
+    from step_{{ step }}_cycles
     {%- if not loop.last %}
     union all
     {%- endif %}
@@ -508,10 +565,10 @@ cycles as (
 
 final as (
     select
-        cycles.program_id as certification_id,
+        certifications.certification_id,
         cycles.user_id,
         cycles.cycle_number,
-        cycles.path,
+        case cycles.path when 1 then 'primary' else 'recertification' end as path,
         cycles.counted_from,
         cycles.opened_at,
         cycles.completed_at,
@@ -523,15 +580,12 @@ final as (
         cycles.expires_at,
         cycles.window_opens_at,
         cycles.cycle_outcome,
-        cycles.assigned_at,
-        cycles.due_at,
-        cycles.cycle_number = max(cycles.cycle_number) over learner as is_latest_cycle,
-        cycles.cycle_number = max(cycles.cycle_number) over learner
-            and truncated.user_id is not null as is_chain_truncated
+        cycles.certification_count,
+        cycles.last_certified_cycle_number,
+        cycles.is_latest_cycle,
+        cycles.is_chain_truncated
     from cycles
-    left join step_{{ step_count + 1 }}_input as truncated
-        on truncated.program_id = cycles.program_id and truncated.user_id = cycles.user_id
-    window learner as (partition by cycles.program_id, cycles.user_id)
+    inner join certifications on certifications.certification_key = cycles.certification_key
 )
 
 select * from final
