@@ -276,7 +276,19 @@ def validate(
     "--audience",
     "audience_id",
     metavar="ID",
-    help="Explain this audience rule by rule (default: list USER's audiences).",
+    help="Explain this audience rule by rule.",
+)
+@click.option(
+    "--program",
+    "program_id",
+    metavar="ID",
+    help="Explain this program: routes, due date, exception, course sets, status.",
+)
+@click.option(
+    "--certification",
+    "certification_id",
+    metavar="ID",
+    help="Explain this certification: as --program, plus state, expiry and cycles.",
 )
 @click.option(
     "--warehouse",
@@ -285,24 +297,57 @@ def validate(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
 @_one_line_errors
-def explain(user: str, audience_id: str | None, warehouse: Path | None, as_json: bool) -> None:
-    """Say why USER (a user id or username) is or is not in an audience.
+def explain(
+    user: str,
+    audience_id: str | None,
+    program_id: str | None,
+    certification_id: str | None,
+    warehouse: Path | None,
+    as_json: bool,
+) -> None:
+    """Say why USER (a user id or username) is or is not in an audience, program or certification.
 
-    Prints the audience's rule tree with, for each rule, whether USER satisfies it and the
-    value that decided it, then the membership as published and why it differs from the
-    rules, if it does. Reads only the published warehouse (read-only), as of its last run.
+    --audience: the audience's rule tree with, for each rule, whether USER satisfies it and
+    the value that decided it, then the membership as published and why it differs from the
+    rules, if it does. --program / --certification: which routes assign USER (their dates),
+    the due date and where it came from, the exception, each course set's status and the
+    status; a certification adds its state, expiry and cycles. Without any of them: USER's
+    audiences, programs and certifications, one line each. Reads only the published
+    warehouse (read-only), as of its last run.
     """
-    from flows.explain import ExplainError, explain_audience, explain_user, render_json, render_text
+    from flows.explain import (
+        ExplainError,
+        explain_audience,
+        explain_program,
+        explain_user,
+        render_json,
+        render_text,
+    )
     from flows.settings import load_settings
     from flows.warehouse import open_published, warehouse_paths
 
+    chosen = [
+        (option, value)
+        for option, value in (
+            ("audience", audience_id),
+            ("program", program_id),
+            ("certification", certification_id),
+        )
+        if value is not None
+    ]
+    if len(chosen) > 1:
+        raise CommandRefused(
+            f"use one of --audience, --program, --certification, not {len(chosen)}"
+        )
     paths = warehouse_paths(load_settings(warehouse=warehouse).warehouse)
     try:
         with open_published(paths) as con:
-            if audience_id is None:
+            if not chosen:
                 result = explain_user(con, user)
+            elif chosen[0][0] == "audience":
+                result = explain_audience(con, user, chosen[0][1])
             else:
-                result = explain_audience(con, user, audience_id)
+                result = explain_program(con, user, chosen[0][1], kind=chosen[0][0])
     except (ExplainError, FileNotFoundError) as err:
         raise CommandFailed(str(err)) from None
     click.echo(render_json(result) if as_json else "\n".join(render_text(result)))
