@@ -157,7 +157,12 @@ def _seed(con: duckdb.DuckDBPyConnection) -> None:
         ],
     )
     courses = sorted(
-        {course for spec in CERTIFICATIONS.values() for _, ids in spec["paths"].values() for course in ids}
+        {
+            course
+            for spec in CERTIFICATIONS.values()
+            for _, ids in spec["paths"].values()
+            for course in ids
+        }
     )
     _insert(con, "hr.course", [{"course_id": c, "name": c, "score": None} for c in courses])
     _insert(
@@ -276,12 +281,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Capture
     captures = {}
     for run_id in RUNS:
         with duckdb.connect(str(database)) as con:
-            con.execute(
-                "delete from rules.program_route_target where target_id = 'u_reassign'"
-            )
+            con.execute("delete from rules.program_route_target where target_id = 'u_reassign'")
             if run_id != "r3":
                 con.execute(
-                    "insert into rules.program_route_target values ('cert_exp', 'users', 'u_reassign')"
+                    "insert into rules.program_route_target "
+                    "values ('cert_exp', 'users', 'u_reassign')"
                 )
         captures[run_id] = _build(database, state_dir, run_id)
     yield captures
@@ -312,7 +316,10 @@ def test_expiry_date_recertified_in_window_keeps_the_rhythm(runs: dict[str, Capt
          D(2014, 4, 3)),
     ]  # fmt: skip
     assert _state(runs["r4"], "cert_exp", "u_window") == (
-        "certified", D(2013, 4, 15), D(2014, 4, 3), D(2014, 5, 3)
+        "certified",
+        D(2013, 4, 15),
+        D(2014, 4, 3),
+        D(2014, 5, 3),
     )
 
 
@@ -341,21 +348,33 @@ def test_recertifying_after_expiry_restarts_from_the_completion(
          "certified", "completion", D(2014, 6, 10)),
     ]  # fmt: skip
     assert _state(runs["r4"], "cert_exp", "u_late") == (
-        "certified", D(2013, 6, 10), D(2014, 5, 10), D(2014, 6, 10)
+        "certified",
+        D(2013, 6, 10),
+        D(2014, 5, 10),
+        D(2014, 6, 10),
     )
 
 
 def test_completion_date_method_and_a_three_week_window(runs: dict[str, Capture]) -> None:
     # statement 29 and the 3-week window: 15 Apr 2013 -> 15 Apr 2014, window 25 Mar 2014
     assert _state(runs["r4"], "cert_cd", "u_cd") == (
-        "certified", D(2013, 4, 15), D(2014, 3, 25), D(2014, 4, 15)
+        "certified",
+        D(2013, 4, 15),
+        D(2014, 3, 25),
+        D(2014, 4, 15),
     )
     assert _state(runs["r5"], "cert_cd", "u_cd") == (
-        "expired", D(2013, 4, 15), D(2014, 3, 25), D(2014, 4, 15)
+        "expired",
+        D(2013, 4, 15),
+        D(2014, 3, 25),
+        D(2014, 4, 15),
     )
     # recertified in the window: the new completion is the base
     assert _state(runs["r5"], "cert_cd", "u_cd_recert") == (
-        "certified", D(2014, 4, 1), D(2015, 3, 11), D(2015, 4, 1)
+        "certified",
+        D(2014, 4, 1),
+        D(2015, 3, 11),
+        D(2015, 4, 1),
     )
 
 
@@ -382,7 +401,8 @@ def test_fixed_method_keeps_the_dates_and_the_minimum_active_period(
 
 def test_month_arithmetic_clamps_to_the_month_end(runs: dict[str, Capture]) -> None:
     assert _cycles(runs["r2"], "cert_month", "u_clamp", "expires_at", "window_opens_at")[0] == (
-        D(2013, 2, 28), D(2013, 2, 21)
+        D(2013, 2, 28),
+        D(2013, 2, 21),
     )
 
 
@@ -409,7 +429,10 @@ def test_a_recertification_in_the_window_counts_when_a_later_run_first_sees_it(
     # R2 (20 Apr) is before the completion of 1 May; R3 (1 Jun) is after the expiry of 3 May
     assert _state(runs["r2"], "cert_exp", "u_late_run")[0] == "window_open"
     assert _state(runs["r3"], "cert_exp", "u_late_run") == (
-        "certified", D(2013, 5, 1), D(2014, 4, 3), D(2014, 5, 3)
+        "certified",
+        D(2013, 5, 1),
+        D(2014, 4, 3),
+        D(2014, 5, 3),
     )
 
 
