@@ -218,7 +218,7 @@ step_1_outcomes as (
     select
         certifications.*,
         assignments.user_id,
-        null::integer as user_key,
+        null::integer as learner_key,
         0 as previous_cycle_number,
         0 as previous_certification_count,
         null::timestamp as previous_expires_at,
@@ -248,10 +248,15 @@ step_1_attempts as (
 {%- else %}
 {%- if step == 2 %}
 
--- the learners who recertify at least once, and what the steps read of them, with keys
-user_keys as materialized (
-    select user_id, (row_number() over ())::integer as user_key
-    from (select distinct user_id from step_2_candidates)
+-- the learners whose window opens at least once, and what the steps read of them, on
+-- integer keys. course_set_progress runs with program_id = certification_key, path 1 =
+-- primary and 2 = recertification, set_id = set_position, course_id = course_key, and
+-- user_id = one key per learner and path (2 x learner_key - 1 primary, 2 x learner_key
+-- recertification), whose completions are only those of the path's courses: its first
+-- join, on user_id, then matches only what it counts
+learner_keys as materialized (
+    select certification_key, user_id, (row_number() over ())::integer as learner_key
+    from step_2_candidates
 ),
 
 course_keys as materialized (
@@ -262,8 +267,6 @@ course_keys as materialized (
     )
 ),
 
--- course_set_progress on keys: program_id = certification_key, path 1 = primary and
--- 2 = recertification, set_id = set_position, user_id = user_key, course_id = course_key
 recertification_sets as materialized (
     select
         certifications.certification_key as program_id,
@@ -296,21 +299,45 @@ recertification_courses as materialized (
     inner join course_keys on course_keys.course_id = courses.course_id
 ),
 
-recertification_completions as materialized (
+course_paths as (
+    select distinct program_id as certification_key, path, course_id as course_key
+    from recertification_set_courses
+),
+
+-- materialised first: joined to learner_keys on the user alone, every completion would
+-- meet each of the user's certifications
+path_completions as materialized (
     select
-        user_keys.user_key as user_id,
-        course_keys.course_key as course_id,
+        completions.user_id,
+        course_paths.certification_key,
+        course_paths.path,
+        course_paths.course_key,
         completions.completed_at
     from {{ completions_relation }} as completions
-    inner join user_keys on user_keys.user_id = completions.user_id
     inner join course_keys on course_keys.course_id = completions.course_id
+    inner join course_paths on course_paths.course_key = course_keys.course_key
     where completions.completed_at <= {{ as_of }}
 ),
 
+recertification_completions as materialized (
+    select
+        2 * learner_keys.learner_key - (path_completions.path = 1)::integer as user_id,
+        path_completions.course_key as course_id,
+        path_completions.completed_at
+    from path_completions
+    inner join learner_keys
+        on
+            learner_keys.user_id = path_completions.user_id
+            and learner_keys.certification_key = path_completions.certification_key
+),
+
 step_2_input as materialized (
-    select candidates.* exclude (user_key), user_keys.user_key
+    select candidates.* exclude (learner_key), learner_keys.learner_key
     from step_2_candidates as candidates
-    inner join user_keys on user_keys.user_id = candidates.user_id
+    inner join learner_keys
+        on
+            learner_keys.certification_key = candidates.certification_key
+            and learner_keys.user_id = candidates.user_id
 ),
 {%- endif %}
 
@@ -318,7 +345,7 @@ step_{{ step }}_learners as materialized (
     -- the recertification path only matters until the expiry: completions after it are not
     -- read (the path's instant when it is at or before the expiry is the same)
     select
-        certification_key as program_id, 2 as path, user_key as user_id,
+        certification_key as program_id, 2 as path, 2 * learner_key as user_id,
         previous_window_opens_at as counted_from, previous_window_opens_at as opened_at,
         least(previous_expires_at, {{ as_of }}) as as_of
     from step_{{ step }}_input
@@ -327,7 +354,7 @@ step_{{ step }}_learners as materialized (
 
     -- expired without recertifying: back on the primary path from the expiry
     select
-        certification_key as program_id, 1 as path, user_key as user_id,
+        certification_key as program_id, 1 as path, 2 * learner_key - 1 as user_id,
         previous_window_opens_at as counted_from, previous_expires_at as opened_at,
         {{ as_of }} as as_of
     from step_{{ step }}_input
@@ -342,8 +369,7 @@ step_{{ step }}_completions as (
 
 step_{{ step }}_paths as materialized (
     select
-        program_id as certification_key,
-        user_id as user_key,
+        (user_id + 1) // 2 as learner_key,
         max(path_completed_at) filter (where path = 1) as primary_completed_at,
         max(path_completed_at) filter (where path = 2) as recertification_completed_at
     from (
@@ -358,7 +384,7 @@ step_{{ step }}_outcomes as (
     select
         certifications.*,
         input.user_id,
-        input.user_key,
+        input.learner_key,
         input.previous_cycle_number,
         input.previous_certification_count,
         input.previous_expires_at,
@@ -370,7 +396,7 @@ step_{{ step }}_outcomes as (
     from step_{{ step }}_input as input
     inner join certifications on certifications.certification_key = input.certification_key
     left join step_{{ step }}_paths as paths
-        on paths.certification_key = input.certification_key and paths.user_key = input.user_key
+        on paths.learner_key = input.learner_key
 ),
 
 step_{{ step }}_attempts as (
@@ -501,7 +527,7 @@ step_{{ step }}_cycles as materialized (
         select
             certification_key,
             user_id,
-            user_key,
+            learner_key,
             cycle_number,
             path,
             counted_from,
@@ -538,7 +564,7 @@ step_{{ step }}_cycles as materialized (
     select
         certification_key,
         user_id,
-        user_key,
+        learner_key,
         cycle_number as previous_cycle_number,
         certification_count as previous_certification_count,
         expires_at as previous_expires_at,
