@@ -3,15 +3,20 @@
 For each size it generates the organisation (flows/demo/generator.py, all feeds: courses and
 completions too, since audiences test completions) and a synthetic `audiences.yaml` of
 `--audiences` audiences drawn, with a fixed seed, from the real ids and values of that
-organisation. Then, each in a fresh process on an empty warehouse:
+organisation: audience i is drawn around one real person (its anchor), so its conditions
+describe a group that exists (their country, city, department, organisation subtree,
+position, title, manager, completed courses, dates...), with an average of 4 leaves, depth
+about 3 and 10% `member_of` / `not_member_of` on earlier audiences. Then, each in a fresh
+process on an empty warehouse:
 
 * a first full run (`run_pipeline`: import + rule tables + dbt build + publish) **without**
   audiences (rules directory with `hr_import.yaml` only) and **with** them: the audience
   cost is the difference;
 * the dbt node timings of the audience models and their tests (the run's
   `<warehouse>.learnops/dbt/target/run_results.json`);
-* on a copy of the warehouse, a rebuild of the audience models alone (their peak memory
-  without the import's);
+* the audience models alone: the rules stage run on a copy of the warehouse built without
+  audiences, then a dbt build of those models (their time and peak memory without the
+  import's);
 * the rule mix (for each leaf kind: how many leaves, the median and maximum number of users
   each matches) and the membership row counts.
 
@@ -19,8 +24,11 @@ organisation. Then, each in a fresh process on an empty warehouse:
     .venv/bin/python benchmarks/bench_audiences.py --sizes 1000000       # the 1M goal
     .venv/bin/python benchmarks/bench_audiences.py --sizes 100000 --audience-series 20 200 2000
 
-Peak memory is the measured process's ru_maxrss. Feeds are cached under benchmarks/output/
-(the same cache as bench_identity.py); warehouses there are replaced on every run.
+Peak memory is the measured process's ru_maxrss. A guard stops a measured process (only
+that one) past --max-rss-gb, --max-minutes, or when the machine's available memory drops
+below --min-available-gb, and reports how far dbt got. Feeds are cached under
+benchmarks/output/ (the same cache as bench_identity.py); warehouses there are replaced on
+every run. `--print-rules USERS` prints the synthetic audiences.yaml.
 """
 
 from __future__ import annotations
@@ -74,6 +82,22 @@ imported = time.perf_counter()
 loaded = validate_rules(Path(sys.argv[1]))
 print(json.dumps({"import": imported - started, "validate": time.perf_counter() - imported,
                   "audiences": len(loaded.audiences.audiences)}))
+"""
+
+# The pipeline's own rules stage (rule tables, previous state) run on a copy of a warehouse
+# built without audiences, as a run with them would have done before its dbt build.
+LOAD_RULES_SNIPPET = """
+import sys, duckdb
+from pathlib import Path
+from types import SimpleNamespace
+from flows.pipeline import RunRequest, RunResult, rules_stage
+from flows.rules.validation import validate_rules
+copy, rules = Path(sys.argv[1]), Path(sys.argv[2])
+with duckdb.connect(str(copy)) as con:
+    run_id, as_of = con.execute("select run_id, as_of from learnops.run_context").fetchall()[0]
+request = RunRequest(feeds=copy.parent, rules=rules, warehouse=copy, as_of=as_of)
+result = RunResult(run_id=run_id, as_of=as_of, warehouse=copy)
+rules_stage(request, SimpleNamespace(building=copy), result, validate_rules(rules))
 """
 
 # dbt build of the audience models (and their tests) alone, on a copy of a built warehouse.
@@ -954,31 +978,23 @@ def rule_mix(warehouse: Path) -> dict[str, Any]:
     }
 
 
-def rebuild_copy(warehouse: Path, users: int) -> tuple[Path, Path]:
-    copy = OUTPUT / f"audiences_rebuild_{users}.duckdb"
+def baseline_copy(warehouse: Path, users: int) -> Path:
+    """A copy of the warehouse built without audiences, for the isolated measurement."""
+    copy = OUTPUT / f"audiences_alone_{users}.duckdb"
     remove_warehouse(copy)
     shutil.copy(warehouse, copy)
-    state = OUTPUT / f"audiences_rebuild_{users}.state"
+    return copy
+
+
+def rebuild(copy: Path, rules: Path, select: str) -> tuple[Path, dict[str, Any]]:
+    """The audience models (and their tests) built alone on `copy`: the rules stage first
+    (not timed), then a guarded dbt build of `select` in a fresh process."""
+    measure(LOAD_RULES_SNIPPET, str(copy), str(rules))
+    state = OUTPUT / f"{copy.stem}.state"
     shutil.rmtree(state, ignore_errors=True)
-    return copy, state
-
-
-def rebuild(copy: Path, state: Path, select: str) -> dict[str, Any]:
-    """dbt build of `select` on the copy, as the run built it: the run's events are taken
-    out first (the event model appends, and its tests refuse a second copy of them)."""
-    import duckdb
-
-    con = duckdb.connect(str(copy))
-    try:
-        con.execute(
-            "delete from main.fct_audience_membership_event "
-            "where run_id in (select run_id from learnops.run_context)"
-        )
-    finally:
-        con.close()
     elapsed, peak, stdout = measure(REBUILD_SNIPPET, str(copy), str(state), select)
     out = last_json(stdout)
-    return {"wall_s": elapsed, "peak_mb": peak, "load": mean_load(), **out}
+    return state, {"wall_s": elapsed, "peak_mb": peak, "load": mean_load(), **out}
 
 
 def explain(copy: Path, state: Path, models: list[str], top: int = 6) -> list[str]:
@@ -1106,14 +1122,21 @@ def bench_size(users: int, count: int, options: argparse.Namespace) -> None:
         f"validate {checked['validate']:.1f})  peak {peak:,.0f} MB  [load {mean_load():.1f}]"
     )
     warehouse = OUTPUT / f"warehouse_audiences_{users}.duckdb"
+    alone = None
     try:
         baseline = run(feeds, none, warehouse)
         print_run("first run, no audiences", baseline)
+        if not options.skip_rebuild:
+            alone = baseline_copy(warehouse, users)
         label = f"first run, {count:,} aud."
         try:
             with_aud = run(feeds, rules, warehouse)
         except Aborted as aborted:
             print_aborted(label, aborted)
+            with_aud = None
+        if alone is not None:
+            rebuild_alone(alone, rules, options)
+        if with_aud is None:
             return
         print_run(label, with_aud)
         build_diff = with_aud["stages"].get("build", 0) - baseline["stages"].get("build", 0)
@@ -1125,19 +1148,22 @@ def bench_size(users: int, count: int, options: argparse.Namespace) -> None:
         print("    audience nodes in that run (dbt execution time):")
         print_nodes(with_aud["audience_nodes"])
         print_mix(rule_mix(warehouse))
-        if not options.skip_rebuild:
-            rebuild_alone(warehouse, users, options)
     finally:
         if not options.keep:
             remove_warehouse(warehouse)
+            if alone is not None:
+                remove_warehouse(alone)
 
 
-def rebuild_alone(warehouse: Path, users: int, options: argparse.Namespace) -> None:
-    copy, state = rebuild_copy(warehouse, users)
+def rebuild_alone(copy: Path, rules: Path, options: argparse.Namespace) -> None:
+    """The audience models alone (rules loaded into a copy of the no-audience warehouse):
+    their time and peak memory without the import's."""
+    state = OUTPUT / f"{copy.stem}.state"
+    label = "audience models alone"
     try:
-        again = rebuild(copy, state, options.rebuild_select)
+        state, again = rebuild(copy, rules, options.rebuild_select)
         print(
-            f"    audience models alone  {again['wall_s']:6.1f} s wall (dbt start-up and "
+            f"    {label}  {again['wall_s']:6.1f} s wall (dbt start-up and "
             f"parse included, {again['elapsed']:.1f} s in dbt), peak "
             f"{again['peak_mb']:,.0f} MB  [{again['models']} models, {again['tests']} tests; "
             f"load {again['load']:.1f}]"
@@ -1148,10 +1174,10 @@ def rebuild_alone(warehouse: Path, users: int, options: argparse.Namespace) -> N
             for line in explain(copy, state, list(AUDIENCE_MODELS[:2])):
                 print("  " + line)
     except Aborted as aborted:
-        print_aborted("audience models alone", aborted)
+        aborted.reason += "; dbt: " + dbt_progress(state)
+        print_aborted(label, aborted)
     finally:
         if not options.keep:
-            remove_warehouse(copy)
             shutil.rmtree(state, ignore_errors=True)
 
 
