@@ -12,11 +12,22 @@
     staging relations of rules.program_course_set, rules.program_course_set_course,
     hr.course_completion and hr.course.
 
-    Renders a complete query (its own `with`), to be used as a CTE body: one row per
-    (program_id, path, user_id, set_id) with the set's completion instant and its group's.
-    A set, group or path that is not complete has a null instant. path_completed_at,
-    current_group_number and path_courses_completed (completed courses over the path's
-    sets) repeat on every row of a learner.
+    Renders a complete query (its own `with`), to be used as a CTE body. grain='set' (the
+    default): one row per (program_id, path, user_id, set_id) with the set's completion
+    instant and its group's; path_completed_at, current_group_number and
+    path_courses_completed (completed courses over the path's sets) repeat on every row of
+    a learner. grain='learner': one row per (program_id, path, user_id) with opened_at and
+    those three only, much cheaper where the sets are not needed. grain='compact': what
+    both can be read from, for a table that stores it (see below); course_set_compact_rows
+    and course_set_compact_learners read it back at set and learner grain. A set, group or
+    path that is not complete has a null instant.
+
+    Compact rows (row_kind): 'learner', the set-grain rows of each learner with a counted
+    completion of one of the path's courses; 'templated_learner', one row per other learner
+    (program_id, path, user_id, opened_at and the path's totals); 'template', the set-grain
+    rows of one template learner per path (user_id null, opened at the epoch), whose
+    instants are all its opening or null: a templated learner's set rows are the template's
+    with that opening replaced by theirs. So a table keeps about a fifth of the set rows.
 
     Cost (the meaning is above). Group numbers are 1..n within a path
     (the rules loader numbers them so). Joins past the first are on integer keys numbered
@@ -27,7 +38,7 @@
     theirs. The sequential groups are folded per learner from one sorted list, not with
     window functions.
 -#}
-{% macro course_set_progress(learners, course_sets, set_courses, completions, courses) %}
+{% macro course_set_progress(learners, course_sets, set_courses, completions, courses, grain='set') %}
     with
 
     -- integer keys: one per learner (program, path, user) and one per set
@@ -242,6 +253,58 @@
         from learner_groups
     ),
 
+    learner_summaries as (
+        select
+            learner_key,
+            group_dones[-1] as path_completed_at,
+            cast(
+                list_position(list_transform(group_dones, lambda done: done is null), true)
+                as integer
+            ) as current_group_number,
+            path_courses_completed
+        from learner_paths
+    ),
+
+    -- learners without a counted completion, with their path's template learner
+    templated_learners as (
+        select keyed_learners.*, template_learners.learner_key as template_key
+        from keyed_learners
+        anti join course_firsts on course_firsts.learner_key = keyed_learners.learner_key
+        inner join template_learners
+            on
+                template_learners.program_id = keyed_learners.program_id
+                and template_learners.path = keyed_learners.path
+    ),
+{%- if grain == 'learner' %}
+
+    final as (
+        select
+            keyed_learners.program_id,
+            keyed_learners.path,
+            keyed_learners.user_id,
+            keyed_learners.opened_at,
+            learner_summaries.path_completed_at,
+            learner_summaries.current_group_number,
+            learner_summaries.path_courses_completed
+        from keyed_learners
+        inner join learner_summaries on learner_summaries.learner_key = keyed_learners.learner_key
+
+        union all
+
+        select
+            templated_learners.program_id,
+            templated_learners.path,
+            templated_learners.user_id,
+            templated_learners.opened_at,
+            case when template.path_completed_at is not null then templated_learners.opened_at end,
+            template.current_group_number,
+            template.path_courses_completed
+        from templated_learners
+        inner join learner_summaries as template
+            on template.learner_key = templated_learners.template_key
+    )
+{%- else %}
+
     evaluated_rows as (
         select
             set_instants.learner_key,
@@ -251,11 +314,8 @@
             run_instants.run_completed_at,
             learner_paths.group_completions[set_instants.group_number] as group_completed_at,
             learner_paths.group_dones[set_instants.group_number] as group_done_at,
-            learner_paths.group_dones[-1] as path_completed_at,
-            cast(
-                list_position(list_transform(learner_paths.group_dones, lambda done: done is null), true)
-                as integer
-            ) as current_group_number,
+            learner_summaries.path_completed_at,
+            learner_summaries.current_group_number,
             -- group 1 opens with the path; group k when k-1 is done (never before the path)
             case
                 when set_instants.group_number = 1 then set_instants.opened_at
@@ -265,7 +325,7 @@
                         learner_paths.group_dones[set_instants.group_number - 1]
                     )
             end as group_opens_at,
-            learner_paths.path_courses_completed
+            learner_summaries.path_courses_completed
         from set_instants
         inner join run_instants
             on
@@ -273,7 +333,87 @@
                 and run_instants.group_number = set_instants.group_number
                 and run_instants.run_number = set_instants.run_number
         inner join learner_paths on learner_paths.learner_key = set_instants.learner_key
+        inner join learner_summaries on learner_summaries.learner_key = set_instants.learner_key
     ),
+
+{%- if grain == 'compact' %}
+
+    final as (
+        -- one by one: every set of every learner with a counted completion
+        select
+            keyed_learners.program_id,
+            keyed_learners.path,
+            keyed_learners.user_id,
+            keyed_learners.opened_at,
+            keyed_sets.set_id,
+            keyed_sets.set_position,
+            keyed_sets.group_number,
+            keyed_sets.run_number,
+            keyed_sets.kind,
+            keyed_sets.min_time_months,
+            keyed_sets.min_time_seconds,
+            evaluated_rows.courses_completed,
+            evaluated_rows.set_completed_at,
+            evaluated_rows.run_completed_at,
+            evaluated_rows.group_completed_at,
+            evaluated_rows.group_done_at,
+            evaluated_rows.path_completed_at,
+            evaluated_rows.current_group_number,
+            evaluated_rows.group_opens_at,
+            evaluated_rows.path_courses_completed,
+            'learner' as row_kind
+        from keyed_learners
+        inner join evaluated_rows on evaluated_rows.learner_key = keyed_learners.learner_key
+        inner join keyed_sets on keyed_sets.set_key = evaluated_rows.set_key
+
+        union all
+
+        -- every other learner: one row, with their path's totals; the template has the sets
+        select
+            templated_learners.program_id,
+            templated_learners.path,
+            templated_learners.user_id,
+            templated_learners.opened_at,
+            null, null, null, null, null, null, null, null, null, null, null, null,
+            case when template.path_completed_at is not null then templated_learners.opened_at end,
+            template.current_group_number,
+            null,
+            template.path_courses_completed,
+            'templated_learner'
+        from templated_learners
+        inner join learner_summaries as template
+            on template.learner_key = templated_learners.template_key
+
+        union all
+
+        -- each path's template: its instants are its opening (the epoch) or none
+        select
+            template_learners.program_id,
+            template_learners.path,
+            null,
+            template_learners.opened_at,
+            keyed_sets.set_id,
+            keyed_sets.set_position,
+            keyed_sets.group_number,
+            keyed_sets.run_number,
+            keyed_sets.kind,
+            keyed_sets.min_time_months,
+            keyed_sets.min_time_seconds,
+            evaluated_rows.courses_completed,
+            evaluated_rows.set_completed_at,
+            evaluated_rows.run_completed_at,
+            evaluated_rows.group_completed_at,
+            evaluated_rows.group_done_at,
+            evaluated_rows.path_completed_at,
+            evaluated_rows.current_group_number,
+            evaluated_rows.group_opens_at,
+            evaluated_rows.path_courses_completed,
+            'template'
+        from template_learners
+        inner join evaluated_rows on evaluated_rows.learner_key = template_learners.learner_key
+        inner join keyed_sets on keyed_sets.set_key = evaluated_rows.set_key
+    )
+{%- else %}
 
     -- every learner's rows: their own, or their path's template with their opening
     learner_rows as (
@@ -284,26 +424,21 @@
         union all
 
         select
-            keyed_learners.*,
+            templated_learners.* exclude (template_key),
             template_rows.set_key,
             template_rows.courses_completed,
             {%- for column in ['set_completed_at', 'run_completed_at', 'group_completed_at',
                                'group_done_at', 'path_completed_at'] %}
-            case when template_rows.{{ column }} is not null then keyed_learners.opened_at end
+            case when template_rows.{{ column }} is not null then templated_learners.opened_at end
                 as {{ column }},
             {%- endfor %}
             template_rows.current_group_number,
-            case when template_rows.group_opens_at is not null then keyed_learners.opened_at end
+            case when template_rows.group_opens_at is not null then templated_learners.opened_at end
                 as group_opens_at,
             template_rows.path_courses_completed
-        from keyed_learners
-        anti join course_firsts on course_firsts.learner_key = keyed_learners.learner_key
-        inner join template_learners
-            on
-                template_learners.program_id = keyed_learners.program_id
-                and template_learners.path = keyed_learners.path
+        from templated_learners
         inner join evaluated_rows as template_rows
-            on template_rows.learner_key = template_learners.learner_key
+            on template_rows.learner_key = templated_learners.template_key
     ),
 
     final as (
@@ -331,6 +466,8 @@
         from learner_rows
         inner join keyed_sets on keyed_sets.set_key = learner_rows.set_key
     )
+{%- endif %}
+{%- endif %}
 
     select * from final
 {% endmacro %}
@@ -342,3 +479,68 @@
     ({{ instant }} + to_months(coalesce({{ months }}, 0)::integer)
         + to_seconds(coalesce({{ seconds }}, 0)::bigint))
 {%- endmacro %}
+
+
+{#- The set-grain rows of a course_set_progress(grain='compact') relation (see above). -#}
+{% macro course_set_compact_rows(compact) %}
+    with
+
+    compact_rows as (
+        select * from {{ compact }}
+    ),
+
+    final as (
+        select * exclude (row_kind)
+        from compact_rows
+        where row_kind = 'learner'
+
+        union all
+
+        select
+            learners.program_id,
+            learners.path,
+            learners.user_id,
+            learners.opened_at,
+            templates.set_id,
+            templates.set_position,
+            templates.group_number,
+            templates.run_number,
+            templates.kind,
+            templates.min_time_months,
+            templates.min_time_seconds,
+            templates.courses_completed,
+            {%- for column in ['set_completed_at', 'run_completed_at', 'group_completed_at',
+                               'group_done_at', 'path_completed_at'] %}
+            case when templates.{{ column }} is not null then learners.opened_at end as {{ column }},
+            {%- endfor %}
+            templates.current_group_number,
+            case when templates.group_opens_at is not null then learners.opened_at end
+                as group_opens_at,
+            templates.path_courses_completed
+        from compact_rows as learners
+        inner join compact_rows as templates
+            on
+                templates.program_id = learners.program_id
+                and templates.path = learners.path
+                and templates.row_kind = 'template'
+        where learners.row_kind = 'templated_learner'
+    )
+
+    select * from final
+{% endmacro %}
+
+
+{#- One row per learner of a course_set_progress(grain='compact') relation: program_id, path,
+    user_id, opened_at, path_completed_at, current_group_number, path_courses_completed. -#}
+{% macro course_set_compact_learners(compact) %}
+    select
+        program_id,
+        path,
+        user_id,
+        opened_at,
+        path_completed_at,
+        current_group_number,
+        path_courses_completed
+    from {{ compact }}
+    where row_kind = 'templated_learner' or (row_kind = 'learner' and set_position = 1)
+{% endmacro %}

@@ -1010,3 +1010,4 @@ def test_unit_tests_ran(runs: Runs) -> None:
     timings = runs.one.result.node_timings
     assert "program_course_sets_follow_the_content_logic" in timings
     assert "program_due_dates_and_exception_states" in timings
+    assert "program_course_set_rows_copy_the_template" in timings

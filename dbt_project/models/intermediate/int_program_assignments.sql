@@ -41,7 +41,7 @@ route_dues as (
 ),
 
 progress as (
-    select * from {{ ref('int_program_course_sets_progressed') }}
+    {{ course_set_compact_learners(ref('int_program_course_sets_evaluated')) }}
 ),
 
 set_courses as (
@@ -73,7 +73,6 @@ learner_routes as (
     group by program_id, user_id
 ),
 
--- the per-learner columns repeat on every set row: the first set's row is enough
 learner_progress as (
     select
         program_id,
@@ -82,7 +81,6 @@ learner_progress as (
         current_group_number,
         path_courses_completed > 0 as has_course_completion
     from progress
-    where set_position = 1
 ),
 
 -- duplicate_course: pairs of certifications sharing a course (of either path)
@@ -101,14 +99,24 @@ certification_pairs as (
     where other.program_id <> mine.program_id
 ),
 
-duplicate_course_learners as (
-    select distinct learner_routes.program_id, learner_routes.user_id
+certification_learners as materialized (
+    select learner_routes.program_id, learner_routes.user_id
     from learner_routes
-    inner join certification_pairs on certification_pairs.program_id = learner_routes.program_id
-    inner join learner_routes as other
+    semi join certification_courses
+        on certification_courses.program_id = learner_routes.program_id
+),
+
+-- each learner's other certifications that share a course with this one, then whether
+-- the learner holds one of them (a semi join: never every pair of a user's learners)
+duplicate_course_learners as (
+    select distinct certification_learners.program_id, certification_learners.user_id
+    from certification_learners
+    inner join certification_pairs
+        on certification_pairs.program_id = certification_learners.program_id
+    semi join certification_learners as other
         on
             other.program_id = certification_pairs.other_program_id
-            and other.user_id = learner_routes.user_id
+            and other.user_id = certification_learners.user_id
 ),
 
 learners as (

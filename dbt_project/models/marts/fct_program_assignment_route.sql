@@ -11,7 +11,7 @@
       unbroken stint in that position (job history); the latest over those jobs;
     * course_completion: the latest completion of the course at or before the as-of;
     * program_completion: that program's completion instant for the user, when assigned to
-      it (primary path, int_program_course_sets_progressed);
+      it (primary path, int_program_course_sets_evaluated);
     * custom_field: the user's custom date field.
 
     A date without a time (job start, custom field) is the start of its day in UTC: the
@@ -53,7 +53,7 @@ user_custom_fields as (
 ),
 
 progress as (
-    select * from {{ ref('int_program_course_sets_progressed') }}
+    {{ course_set_compact_learners(ref('int_program_course_sets_evaluated')) }}
 ),
 
 route_user_rules as materialized (
@@ -175,16 +175,12 @@ course_completion_bases as (
     group by r.program_id, r.route_key, r.user_id
 ),
 
--- one row per learner of the referenced program: its first set's row
 program_completion_bases as (
     select r.program_id, r.route_key, r.user_id, progress.path_completed_at as base_at
     from relative_route_users as r
     inner join progress
         on progress.program_id = r.due_base_ref and progress.user_id = r.user_id
-    where
-        r.due_base = 'program_completion'
-        and progress.set_position = 1
-        and progress.path_completed_at is not null
+    where r.due_base = 'program_completion' and progress.path_completed_at is not null
 ),
 
 custom_field_bases as (

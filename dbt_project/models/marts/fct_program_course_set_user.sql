@@ -1,3 +1,5 @@
+{{ config(materialized='view') }}
+
 {#-
     One row per course set of the learner's path per assigned learner of each program and
     certification (docs/programs.md, "Course sets", "Groups"): the set's status and
@@ -11,22 +13,16 @@
     the set and its group are not complete and as-of > due_at.
 
     Certifications: the learner's current path (the latest cycle of fct_certification_user,
-    counting completions from its window opening), as in fct_program_user.
+    counting completions from its window opening), as in fct_program_user; a certification
+    learner without cycles (a dismissed one) shows the primary path.
+
+    A view, as bdg_management_job: at 1M users x 10 assignments these are 32M rows, which
+    the compact course-set tables (about a fifth of the rows; course_set_progress explains)
+    give back on read in seconds, while writing them on every run cost more than the rest
+    of the program models together.
 -#}
 
 with
-
-run_context as (
-    select * from {{ ref('stg_learnops__run_context') }}
-),
-
-primary_progress as (
-    select * from {{ ref('int_program_course_sets_progressed') }}
-),
-
-certification_progress as (
-    select * from {{ ref('int_program_certification_paths_progressed') }}
-),
 
 certification_learners as (
     select * from {{ ref('fct_certification_user') }}
@@ -36,8 +32,16 @@ course_sets as (
     select * from {{ ref('stg_rules__program_course_sets') }}
 ),
 
--- programs: the primary path; certifications: the current path (a certification learner
--- without cycles, which int_certification_cycles always gives, would show the primary one)
+primary_progress as (
+    {{ course_set_compact_rows(ref('int_program_course_sets_evaluated')) }}
+),
+
+certification_progress as (
+    {{ course_set_compact_rows(ref('int_program_certification_course_sets_evaluated')) }}
+),
+
+-- the path each learner's status shows: the primary path from the assignment, or a
+-- certification learner's current path
 progress as (
     select primary_progress.*
     from primary_progress
@@ -70,14 +74,14 @@ set_rows as (
         progress.*,
         group_min_times.min_time.months as group_min_time_months,
         group_min_times.min_time.seconds as group_min_time_seconds,
-        run_context.as_of
+        -- the as-of of the run that built the view, so reading it later gives that run's answer
+        {{ run_as_of() }} as as_of
     from progress
     inner join group_min_times
         on
             group_min_times.program_id = progress.program_id
             and group_min_times.path = progress.path
             and group_min_times.group_number = progress.group_number
-    cross join run_context
 ),
 
 set_dues as (

@@ -10,7 +10,7 @@
 
     Certifications are here too (program_id = the certification id): complete while
     fct_certification_user says certified (completed_at = the certification instant),
-    otherwise the progress on the current path (int_program_certification_paths_progressed).
+    otherwise the progress on the current path (int_program_certification_course_sets_evaluated).
     due_at stays the assignment's due date (the first certification's deadline, which the
     cycles read back through the previous state, so it must not move to the expiry);
     is_overdue compares the as-of with the current deadline: due_at before the first
@@ -32,10 +32,9 @@ certification_learners as (
 ),
 
 certification_progress as (
-    select * from {{ ref('int_program_certification_paths_progressed') }}
+    {{ course_set_compact_learners(ref('int_program_certification_course_sets_evaluated')) }}
 ),
 
--- the per-learner columns repeat on every set row: the first set's row is enough
 certification_path_summaries as (
     select
         program_id,
@@ -43,7 +42,6 @@ certification_path_summaries as (
         path_courses_completed > 0 as has_course_completion,
         current_group_number
     from certification_progress
-    where set_position = 1
 ),
 
 -- the path the status shows: the primary path for programs, the current one for

@@ -1,0 +1,68 @@
+-- Read by the due dates, the assignments and fct_program_course_set_user: a table.
+{{ config(materialized='table') }}
+
+{#-
+    Every assigned learner of every program and certification on the primary path,
+    counting every completion up to the as-of, the path opened at the learner's assignment
+    instant (the earliest assigned_at over their current routes): course_set_progress at
+    compact grain (docs/programs.md, "Course sets", "Groups"; the macro describes the
+    rows). Read back with course_set_compact_learners (one row per program, path and user:
+    the path's completion instant, current group, completed courses) and
+    course_set_compact_rows (one row per set).
+
+    For a program this is its status. For a certification it is the first cycle (the
+    primary path over all history), which a program_completion due date, "a complete
+    learner's due date no longer moves" and the certification cycles read. It depends on
+    no due date, so due dates may depend on it.
+-#}
+
+with
+
+run_context as (
+    select * from {{ ref('stg_learnops__run_context') }}
+),
+
+route_users as (
+    select * from {{ ref('int_program_route_users') }}
+),
+
+course_sets as (
+    select * from {{ ref('stg_rules__program_course_sets') }}
+),
+
+set_courses as (
+    select * from {{ ref('stg_rules__program_course_set_courses') }}
+),
+
+completions as (
+    select * from {{ ref('stg_hr__course_completions') }}
+),
+
+courses as (
+    select * from {{ ref('stg_hr__courses') }}
+),
+
+learners as (
+    select
+        route_users.program_id,
+        'primary' as path,
+        route_users.user_id,
+        null::timestamp as counted_from,
+        min(route_users.assigned_at) as opened_at,
+        any_value(run_context.as_of) as as_of
+    from route_users
+    cross join run_context
+    group by route_users.program_id, route_users.user_id
+),
+
+progress as (
+    {{ course_set_progress(
+        'learners', 'course_sets', 'set_courses', 'completions', 'courses', grain='compact'
+    ) }}
+),
+
+final as (
+    select * from progress
+)
+
+select * from final
