@@ -40,6 +40,10 @@ create table if not exists learnops.run_context (
     run_id  varchar not null,
     as_of   timestamp not null
 );
+-- is_baseline: the first run on this warehouse or `--baseline` (notifications are recorded
+-- `suppressed`, SPEC §6); site_timezone: the zone local days are counted in.
+alter table learnops.run_context add column if not exists is_baseline boolean default false;
+alter table learnops.run_context add column if not exists site_timezone varchar default 'UTC';
 
 -- Every rejected feed row of every run, with its raw content.
 create table if not exists learnops.import_reject_log (
@@ -341,6 +345,50 @@ create table if not exists rules.program_exception_resolution (
     program_id  varchar not null,
     user_id     varchar not null,
     resolution  varchar not null                   -- open | assign | realistic_due_date | dismiss
+);
+
+-- Notifications (rules/notifications.yaml, docs/rules.md). Exactly one settings row, the
+-- defaults when the file is missing; no notification rows then.
+create table if not exists rules.notification_setting (
+    sender_address         varchar,                -- null: no file, or nothing to send
+    sender_name            varchar,
+    reply_to               varchar,
+    admins                 varchar[] not null,     -- recipients of `admins`
+    max_per_run            integer not null,       -- mass-send guard
+    max_lateness_months    integer not null,
+    max_lateness_seconds   bigint not null,
+    per_user_daily_cap     integer,                -- null: no cap
+    manager_digest         boolean not null,
+    relay_rate_per_minute  integer,                -- null: unlimited
+    alert_addresses        varchar[] not null,     -- run alerts
+    alert_reject_share     double not null         -- share of an element's rows rejected
+);
+
+create table if not exists rules.notification (
+    notification_id  varchar not null,
+    -- one of the 15 triggers of SPEC §6 (flows/rules/notifications.py TRIGGERS)
+    trigger          varchar not null,
+    -- null for event triggers (and certification_window_open / _expired without offset);
+    -- before the anchor for program_due, courseset_due, certification_expiring, else after
+    offset_months    integer,
+    offset_seconds   bigint,
+    scope_kind       varchar not null,             -- all | audiences | programs | certifications
+    template         varchar not null,             -- base name in notifications/templates/
+    enabled          boolean not null,
+    to_learner       boolean not null,
+    to_managers      boolean not null,
+    to_admins        boolean not null,             -- settings.admins
+    line             integer                       -- of its id in notifications.yaml
+);
+
+create table if not exists rules.notification_scope (
+    notification_id  varchar not null,
+    object_id        varchar not null              -- audience, program or certification id
+);
+
+create table if not exists rules.notification_address (
+    notification_id  varchar not null,
+    email            varchar not null              -- a fixed `{address: ...}` recipient
 );
 """
 

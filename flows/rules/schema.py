@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from flows.hr_import.config import HrImportRules
 from flows.rules.audiences import AudiencesFile
+from flows.rules.notifications import NotificationsFile
 from flows.rules.programs import CertificationsFile, ProgramsFile
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
@@ -25,6 +26,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "hr_import.schema.json": HrImportRules,
     "programs.schema.json": ProgramsFile,
     "certifications.schema.json": CertificationsFile,
+    "notifications.schema.json": NotificationsFile,
 }
 
 

@@ -5,7 +5,8 @@ then (for the files that passed) ids unique across files, `member_of` references
 exist, `member_of` cycles and static member files that exist; for programs and
 certifications, route audiences that exist, `program_completion` due dates naming a program
 (and no cycle of them), group files that exist and custom due-date fields declared as
-dates; all in one RulesError.
+dates; for notifications, scope ids that exist and template files that do; all in one
+RulesError.
 
 `check_references` checks the ids that need the imported state (organisations, positions,
 users, courses) against sets the caller read from the warehouse; it never reads one itself.
@@ -29,6 +30,14 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from flows.hr_import.config import HR_IMPORT_FILE, HrImportRules
 from flows.rules.audiences import AUDIENCES_FILE, AudiencesFile, StaticAudience
 from flows.rules.loader import RuleIssue, RulesError, parse_yaml, suggest, validate_tree
+from flows.rules.notifications import (
+    ALERT_TEMPLATE,
+    DIGEST_TEMPLATE,
+    NOTIFICATIONS_FILE,
+    TEMPLATES_DIR,
+    NotificationsFile,
+    missing_template_files,
+)
 from flows.rules.programs import (
     CERTIFICATIONS_FILE,
     PROGRAMS_FILE,
@@ -36,12 +45,19 @@ from flows.rules.programs import (
     ProgramsFile,
 )
 
-RULES_FILES = (HR_IMPORT_FILE, AUDIENCES_FILE, PROGRAMS_FILE, CERTIFICATIONS_FILE)
+RULES_FILES = (
+    HR_IMPORT_FILE,
+    AUDIENCES_FILE,
+    NOTIFICATIONS_FILE,
+    PROGRAMS_FILE,
+    CERTIFICATIONS_FILE,
+)
 #: file -> its top-level list key, for the files whose items have ids
 _ID_FILES = {
     AUDIENCES_FILE: "audiences",
     PROGRAMS_FILE: "programs",
     CERTIFICATIONS_FILE: "certifications",
+    NOTIFICATIONS_FILE: "notifications",
 }
 
 # leaf key -> (key of its id list or id inside the leaf, kind of object referenced)
@@ -91,6 +107,11 @@ class LoadedRules:
     group_members: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     #: program or certification id -> line of its `id:` in its file
     program_lines: dict[str, int] = field(default_factory=dict)
+    notifications: NotificationsFile = field(default_factory=NotificationsFile)
+    #: every audience, program or certification id a notification's scope names
+    notification_references: tuple[Reference, ...] = field(default=())
+    #: notification id -> line of its `id:` in notifications.yaml
+    notification_lines: dict[str, int] = field(default_factory=dict)
 
     def without_program_references(self) -> LoadedRules:
         """The same rules, with only the audiences' references (for the audience tables,
@@ -102,20 +123,25 @@ class LoadedRules:
         return replace(self, references=())
 
 
-def validate_rules(rules_dir: Path) -> LoadedRules:
-    """Validate every rules file in `rules_dir`; raise RulesError listing ALL issues."""
+def validate_rules(rules_dir: Path, *, templates_dir: Path = TEMPLATES_DIR) -> LoadedRules:
+    """Validate every rules file in `rules_dir`; raise RulesError listing ALL issues.
+
+    Notification templates are looked up in `templates_dir` (notifications/templates/).
+    """
     issues: list[RuleIssue] = []
     trees = {name: _parse(rules_dir / name, issues) for name in RULES_FILES}
     hr_import = _schema(rules_dir / HR_IMPORT_FILE, trees, HrImportRules, issues)
     audiences = _schema(rules_dir / AUDIENCES_FILE, trees, AudiencesFile, issues)
     programs = _schema(rules_dir / PROGRAMS_FILE, trees, ProgramsFile, issues)
     certifications = _schema(rules_dir / CERTIFICATIONS_FILE, trees, CertificationsFile, issues)
+    notifications = _schema(rules_dir / NOTIFICATIONS_FILE, trees, NotificationsFile, issues)
     passed = {
         name: trees[name]
         for name, model in (
             (AUDIENCES_FILE, audiences),
             (PROGRAMS_FILE, programs),
             (CERTIFICATIONS_FILE, certifications),
+            (NOTIFICATIONS_FILE, notifications),
         )
         if model is not None
     }
@@ -158,10 +184,16 @@ def validate_rules(rules_dir: Path) -> LoadedRules:
             program_refs += group_refs
             group_members[(owner, file_name)] = tuple(ref.target for ref in group_refs)
     issues += _cycles(program_refs, "program", "program_completion")
+    notification_refs: list[Reference] = []
+    if notifications is not None:
+        path, tree = rules_dir / NOTIFICATIONS_FILE, trees[NOTIFICATIONS_FILE]
+        notification_refs = list(_scope_references(path, tree))
+        issues += _unknown_scope_ids(notification_refs, audiences, programs, certifications)
+        issues += _missing_templates(path, tree, notifications, templates_dir)
     if issues:
         raise RulesError(issues)
     assert hr_import is not None and audiences is not None
-    assert programs is not None and certifications is not None
+    assert programs is not None and certifications is not None and notifications is not None
     lines = {str(item["id"]): item.lc.line + 1 for item in _audience_maps(trees[AUDIENCES_FILE])}
     program_lines = {
         str(item["id"]): item.lc.line + 1
@@ -179,6 +211,12 @@ def validate_rules(rules_dir: Path) -> LoadedRules:
         program_references=tuple(program_refs),
         group_members=group_members,
         program_lines=program_lines,
+        notifications=notifications,
+        notification_references=tuple(notification_refs),
+        notification_lines={
+            str(item["id"]): item.lc.line + 1
+            for item in _item_maps(trees[NOTIFICATIONS_FILE], "notifications")
+        },
     )
 
 
@@ -565,3 +603,88 @@ def _undeclared_due_fields(path: Path, tree: Any, hr_import: HrImportRules) -> l
                 )
                 issues.append(RuleIssue(str(path), line, column, message, str(item["id"])))
     return issues
+
+
+# --- notifications --------------------------------------------------------------------------
+
+#: scope key -> the kind of object its ids are
+_SCOPE_KINDS = {"audiences": "audience", "programs": "program", "certifications": "certification"}
+#: kind -> the scope key an id of that kind is listed under
+_SCOPE_KEY_OF = {kind: key for key, kind in _SCOPE_KINDS.items()}
+
+
+def _scope_references(path: Path, tree: Any) -> Iterator[Reference]:
+    """Every id a notification's scope names (`scope: all` names none)."""
+    for item in _item_maps(tree, "notifications"):
+        scope = item.get("scope")
+        if not isinstance(scope, CommentedMap):
+            continue
+        for key, kind in _SCOPE_KINDS.items():
+            ids = scope.get(key)
+            for index, target in enumerate(ids if isinstance(ids, CommentedSeq) else ()):
+                line, column = ids.lc.item(index)
+                yield Reference(kind, str(target), str(path), line + 1, column + 1, str(item["id"]))
+
+
+def _unknown_scope_ids(
+    refs: list[Reference],
+    audiences: AudiencesFile | None,
+    programs: ProgramsFile | None,
+    certifications: CertificationsFile | None,
+) -> list[RuleIssue]:
+    """Scope ids the rules do not define; an id of the other kind says where it belongs.
+    A kind whose file did not pass its own schema is not checked (its issues are listed)."""
+    defined: dict[str, set[str] | None] = {
+        "audience": {a.id for a in audiences.audiences} if audiences else None,
+        "program": {p.id for p in programs.programs} if programs else None,
+        "certification": (
+            {c.id for c in certifications.certifications} if certifications else None
+        ),
+    }
+    issues = []
+    for ref in refs:
+        ids = defined[ref.kind]
+        if ids is None or ref.target in ids:
+            continue
+        hint = suggest(ref.target, ids)
+        for other, other_ids in defined.items():
+            if other != ref.kind and other_ids and ref.target in other_ids:
+                hint = f" (that is {_article(other)} {other}: list it under {_SCOPE_KEY_OF[other]})"
+        issues.append(ref.issue(f"unknown {ref.kind} '{ref.target}'{hint}"))
+    return issues
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _missing_templates(
+    path: Path, tree: Any, notifications: NotificationsFile, templates_dir: Path
+) -> list[RuleIssue]:
+    """Each template a notification, the digest or run alerts use needs its three parts."""
+    issues = []
+    items = list(_item_maps(tree, "notifications"))
+    for notification, item in zip(notifications.notifications, items, strict=True):
+        key = "template" if "template" in item else "trigger"  # the default is the trigger
+        where = item.lc.value(key)
+        issues += _template_issue(path, where, notification.template_name, templates_dir, item)
+    settings = tree.get("settings") if isinstance(tree, CommentedMap) else None
+    uses = (
+        ("manager_digest", notifications.settings.manager_digest, DIGEST_TEMPLATE),
+        ("alert_addresses", bool(notifications.settings.alert_addresses), ALERT_TEMPLATE),
+    )
+    for key, used, name in uses:
+        if used and isinstance(settings, CommentedMap):
+            issues += _template_issue(path, settings.lc.value(key), name, templates_dir, None)
+    return issues
+
+
+def _template_issue(
+    path: Path, where: tuple[int, int], name: str, templates_dir: Path, item: Any
+) -> list[RuleIssue]:
+    missing = missing_template_files(name, templates_dir)
+    if not missing:
+        return []
+    message = f"template '{name}' needs {', '.join(missing)} in the templates directory"
+    owner = str(item["id"]) if item is not None else None
+    return [RuleIssue(str(path), where[0] + 1, where[1] + 1, message, object_id=owner)]
