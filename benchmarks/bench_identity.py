@@ -47,7 +47,7 @@ DBT_SNIPPET = (
     "from flows.build import build_warehouse\n"
     "state = pathlib.Path(sys.argv[1]); state.mkdir(exist_ok=True); db = state / 'w.duckdb'\n"
     "db.unlink(missing_ok=True); con = duckdb.connect(str(db)); ensure_state_schema(con)\n"
-    "con.execute(\"insert into learnops.run_context values ('bench', ?)\", "
+    "con.execute(\"insert into learnops.run_context (run_id, as_of) values ('bench', ?)\", "
     "[datetime.datetime(2026, 1, 1)]); con.close()\n"
     "build_warehouse(db, state_dir=state)"
 )

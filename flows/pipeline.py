@@ -62,6 +62,10 @@ class RunRequest:
     site_timezone: str = "UTC"
     allow_mass_removal: frozenset[str] = frozenset()
     lock_wait_seconds: float = 0.0
+    #: record every notification event `suppressed` and mail nobody (SPEC §6 go-live)
+    baseline: bool = False
+    #: leave this run's messages pending instead of sending them at the end
+    send: bool = True
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,12 @@ def start_run(request: RunRequest, paths: WarehousePaths) -> tuple[RunResult, Lo
     building = prepare_building_copy(paths)
     with duckdb.connect(str(building)) as con:
         con.execute("delete from learnops.run_context")
-        con.execute("insert into learnops.run_context values (?, ?)", [run_id, request.as_of])
+        con.execute(
+            "insert into learnops.run_context (run_id, as_of, is_baseline, site_timezone) "
+            "values (?, ?, ?, ?)",
+            # the first run on a warehouse is the go-live: it mails nobody about the past
+            [run_id, request.as_of, request.baseline or last is None, request.site_timezone],
+        )
         con.execute(
             "insert into learnops.run_log (run_id, as_of, started_at, status) "
             "values (?, ?, ?, 'running')",

@@ -243,7 +243,9 @@ def _build(database: Path, state_dir: Path, run_id: str) -> Capture:
     """One run: its run_context row, a build with every test, the captures."""
     with duckdb.connect(str(database)) as con:
         con.execute("delete from learnops.run_context")
-        con.execute("insert into learnops.run_context values (?, ?)", [run_id, RUNS[run_id]])
+        con.execute(
+            "insert into learnops.run_context (run_id, as_of) values (?, ?)", [run_id, RUNS[run_id]]
+        )
         con.execute(
             "insert into learnops.run_log (run_id, as_of, started_at, status) "
             "values (?, ?, ?, 'running')",

@@ -185,7 +185,9 @@ def _start_run(database: Path, run_id: str, as_of: dt.datetime) -> None:
     """What the flow does before a build: one run_context row, a 'running' run_log row."""
     with duckdb.connect(str(database)) as con:
         con.execute("delete from learnops.run_context")
-        con.execute("insert into learnops.run_context values (?, ?)", [run_id, as_of])
+        con.execute(
+            "insert into learnops.run_context (run_id, as_of) values (?, ?)", [run_id, as_of]
+        )
         con.execute(
             "insert into learnops.run_log (run_id, as_of, started_at, status) "
             "values (?, ?, ?, 'running')",

@@ -665,7 +665,9 @@ def _build(database: Path, state_dir: Path, run_id: str, as_of: dt.datetime) -> 
     with duckdb.connect(str(database)) as con:
         _copy_previous_state(con)
         con.execute("delete from learnops.run_context")
-        con.execute("insert into learnops.run_context values (?, ?)", [run_id, as_of])
+        con.execute(
+            "insert into learnops.run_context (run_id, as_of) values (?, ?)", [run_id, as_of]
+        )
         con.execute(
             "insert into learnops.run_log (run_id, as_of, started_at, status) "
             "values (?, ?, ?, 'succeeded')",

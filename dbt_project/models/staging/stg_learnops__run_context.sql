@@ -7,7 +7,9 @@ source as (
 renamed as (
     select
         run_id,
-        as_of
+        as_of,
+        coalesce(is_baseline, false) as is_baseline,
+        coalesce(site_timezone, 'UTC') as site_timezone
     from source
 )
 
