@@ -46,7 +46,14 @@ from typing import Any, TypeVar
 import aiosmtplib
 
 from flows.notify.ledger import TERMINAL, Ledger, Outcome
-from flows.notify.render import Renderer, RenderError, Sender, fold_subject, make_address
+from flows.notify.render import (
+    Renderer,
+    RenderError,
+    Sender,
+    TemplateProblem,
+    fold_subject,
+    make_address,
+)
 from flows.notify.settings import SmtpSecurity, SmtpSettings
 from flows.warehouse import WarehousePaths, open_published
 
@@ -82,6 +89,7 @@ class DeliveryReport:
     retried: int = 0  # transient failures that were (or will be) retried
     rate_limited: int = 0  # left pending: the relay rate limit used up this run's time
     unsent: int = 0  # left pending: the relay could not be reached
+    template_errors: int = 0  # left pending: a template is missing or broken
     connections: int = 0
     commit_every: int = 0
     elapsed_seconds: float = 0.0
@@ -260,9 +268,10 @@ def deliver_pending(
             recorder.flush()  # what is known is kept, also when an error ends the run
     report.elapsed_seconds = time.perf_counter() - started
     log.info(
-        "mail: %d due, %d sent, %d failed, %d retried, %d rate-limited, %d unsent (%s, %.1f s)",
+        "mail: %d due, %d sent, %d failed, %d retried, %d rate-limited, %d unsent, "
+        "%d template errors (%s, %.1f s)",
         report.selected, report.sent, report.failed, report.retried, report.rate_limited,
-        report.unsent, report.mode, report.elapsed_seconds,
+        report.unsent, report.template_errors, report.mode, report.elapsed_seconds,
     )  # fmt: skip
     return report
 
@@ -283,6 +292,13 @@ def _outcome(job: _Job, status: str, now: Clock, error: str | None = None) -> Ou
         last_error=error,
         recorded_at=stamp,
     )
+
+
+def _template_problem(report: DeliveryReport, error: TemplateProblem) -> None:
+    if report.template_errors == 0:
+        log.error("mail left pending: %s", error)  # once per run, not once per message
+    report.template_errors += 1
+    report.last_error = str(error)
 
 
 def atomic_write(path: Path, payload: bytes) -> None:
@@ -306,6 +322,9 @@ def _write_eml(
     for job in jobs:
         try:
             payload = _render(job, renderer, now)
+        except TemplateProblem as error:
+            _template_problem(report, error)
+            continue
         except RenderError as error:
             recorder.add(_outcome(job, "failed", now, f"render: {error}"))
             report.failed += 1
@@ -455,6 +474,10 @@ class _SmtpDelivery:
         """One attempt at one message; False when the connection must be replaced."""
         try:
             payload = _render(job, self.renderer, self.now)
+        except TemplateProblem as error:  # the admins fix it; the message waits, uncharged
+            _template_problem(self.report, error)
+            self._finish()
+            return True
         except RenderError as error:  # deterministic: retrying would fail the same way
             self._fail(job, f"render: {error}")
             return True
@@ -619,6 +642,10 @@ async def _send_alert_smtp(
             async with client:
                 await client.sendmail(sender.address, list(recipients), message.as_bytes())
             return None
+        except aiosmtplib.SMTPRecipientsRefused as failure:
+            error = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in failure.recipients)
+            if all(r.code >= 500 for r in failure.recipients):
+                return error  # permanent: retrying would be refused the same way
         except aiosmtplib.SMTPResponseException as failure:
             error = f"{failure.code} {failure.message}"
             if failure.code >= 500:

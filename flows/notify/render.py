@@ -28,6 +28,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -45,7 +46,11 @@ PARTS = ("subject.txt", "txt", "html")
 
 
 class RenderError(ValueError):
-    """A row cannot become a message (missing template, bad address, bad context)."""
+    """The row's data cannot become a message (bad address, context or id): final."""
+
+
+class TemplateProblem(Exception):
+    """A template is missing or broken: the admins' to fix, so the message stays pending."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ def make_address(display_name: object, addr_spec: object) -> Address:
         raise RenderError(f"invalid email address {spec!r}")
     try:
         address = Address(display_name=clean_display_name(display_name), addr_spec=spec)
-    except (ValueError, IndexError, TypeError) as error:
+    except (ValueError, IndexError, TypeError, HeaderParseError) as error:
         raise RenderError(f"invalid email address {spec!r}: {error}") from None
     if not address.username or not address.domain or address.addr_spec != spec:
         raise RenderError(f"invalid email address {spec!r}")
@@ -173,6 +178,8 @@ class Renderer:
                 self._cache[key] = self._env.select_template(names)
             except jinja2.TemplatesNotFound:
                 self._cache[key] = None
+            except jinja2.TemplateError as error:  # a syntax error: not cached, fix and rerun
+                raise TemplateProblem(f"template {names[-1]}: {error}") from None
         return self._cache[key]
 
     def _parts(self, row: Mapping[str, Any]) -> dict[str, jinja2.Template | None]:
@@ -184,7 +191,7 @@ class Renderer:
         parts = {part: self._template(base, lang, part) for part in PARTS}
         missing = [f"{base}.{p}" for p in ("subject.txt", "txt") if parts[p] is None]
         if missing:
-            raise RenderError(f"template missing in {self.templates_dir}: {', '.join(missing)}")
+            raise TemplateProblem(f"template missing in {self.templates_dir}: {', '.join(missing)}")
         return parts
 
     def render(
@@ -193,8 +200,14 @@ class Renderer:
         """The message for one outbox row (a mapping with the outbox columns)."""
         parts = self._parts(row)
         variables = _variables(row)
+        try:
+            subject = fold_subject(parts["subject.txt"].render(variables))
+            text = parts["txt"].render(variables)
+            html = parts["html"].render(variables) if parts["html"] is not None else None
+        except jinja2.TemplateError as error:
+            raise TemplateProblem(f"template {row.get('template')}: {error}") from None
         message = EmailMessage(policy=SMTP)
-        message["Subject"] = fold_subject(parts["subject.txt"].render(variables))
+        message["Subject"] = subject
         message["From"] = self.from_address
         message["To"] = make_address(row.get("recipient_name"), row.get("recipient_email"))
         if self.reply_to is not None:
@@ -202,9 +215,9 @@ class Renderer:
         message["Date"] = format_datetime(date_header or datetime.now(UTC))
         message["Message-ID"] = message_id_header(str(row["message_id"]))
         message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
-        message.set_content(parts["txt"].render(variables) + "\n")
-        if parts["html"] is not None:
-            message.add_alternative(parts["html"].render(variables), subtype="html")
+        message.set_content(text + "\n")
+        if html is not None:
+            message.add_alternative(html, subtype="html")
         return message
 
 

@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 
 @dataclass
 class Received:
@@ -55,7 +57,7 @@ class FaultyHandler:
         """Answer RCPT TO `address` with `reply`, `times` times (None: always)."""
         self.refusals[address] = [reply, times]
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:  # noqa: N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         with self.lock:
             refusal = self.refusals.get(address)
             if refusal and refusal[1] != 0:
@@ -65,7 +67,7 @@ class FaultyHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server, session, envelope) -> str:
         with self.lock:
             if self.drop_at_message is not None and len(self.received) + 1 == self.drop_at_message:
                 self.drop_at_message = None

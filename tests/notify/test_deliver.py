@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from pathlib import Path
 
@@ -177,7 +178,7 @@ def test_rate_limit_spaces_sends_within_and_across_runs(
 
     assert (first.sent, second.sent) == (3, 3)
     sent_at = sorted(row[2] for row in ledger_rows(paths).values())
-    gaps = [(b - a).total_seconds() for a, b in zip(sent_at, sent_at[1:], strict=False)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(sent_at)]
     assert all(gap >= 2.0 - 1e-6 for gap in gaps), gaps  # 30/min: one every 2 s, run 2 too
     assert (sent_at[-1] - sent_at[0]).total_seconds() >= 10.0 - 1e-6
 
@@ -198,16 +199,25 @@ def test_rate_limit_leaves_what_does_not_fit_pending(
     assert len(set(handler.message_ids())) == len(handler.received) == 10
 
 
-def test_a_row_that_cannot_render_fails_without_retry(
+def test_bad_row_data_fails_a_missing_template_waits(
     paths, publish_outbox, handler, smtp_port, sender, templates_dir
 ):
-    publish_outbox([outbox_row(1, template="no_such_template"), outbox_row(2)])
+    publish_outbox([
+        outbox_row(1, template="no_such_template"),
+        outbox_row(2, recipient_email="<user2@example.com>"),
+        outbox_row(3),
+    ])  # fmt: skip
 
     report = deliver(paths, smtp_port, sender, templates_dir)
 
-    assert (report.sent, report.failed, report.retried) == (1, 1, 0)
-    status, _, _, error = ledger_rows(paths)[f"{1:032x}"]
-    assert status == "failed" and "no_such_template" in error
+    assert (report.sent, report.failed, report.retried, report.template_errors) == (1, 1, 0, 1)
+    outcomes = ledger_rows(paths)
+    assert f"{1:032x}" not in outcomes  # uncharged: sent once the template exists
+    status, _, _, error = outcomes[f"{2:032x}"]
+    assert status == "failed" and "invalid email address" in error
+    (templates_dir / "no_such_template.subject.txt").write_text("Now it exists")
+    (templates_dir / "no_such_template.txt").write_text("Hello")
+    assert deliver(paths, smtp_port, sender, templates_dir).sent == 1
 
 
 def test_eml_outbox_without_smtp_host(paths, publish_outbox, sender, templates_dir, tmp_path):
