@@ -23,6 +23,11 @@ import duckdb
 
 from flows.hr_import.archive import prune_archive
 from flows.hr_import.importer import ImportContext, ImportSummary, import_feeds
+from flows.notify.deliver import DeliveryReport
+from flows.notify.ledger import apply_ledger
+from flows.notify.stage import alert, published_notification_settings, send_pending
+from flows.rules.notification_tables import load_notification_tables
+from flows.rules.notifications import TEMPLATES_DIR
 from flows.rules.program_tables import (
     ProgramsLoadSummary,
     load_program_tables,
@@ -66,6 +71,8 @@ class RunRequest:
     baseline: bool = False
     #: leave this run's messages pending instead of sending them at the end
     send: bool = True
+    #: where notification templates live (validated with the rules, rendered when sending)
+    templates_dir: Path = TEMPLATES_DIR
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,12 @@ class RunResult:
     rules: RulesLoadSummary | None = None
     programs: ProgramsLoadSummary | None = None
     audience_counts: AudienceCounts | None = None
+    #: this run's new outbox rows by status (pending, held, suppressed, ...)
+    notifications: dict[str, int] = field(default_factory=dict)
+    #: what the notify step sent (None: not sent, --no-send or nothing configured)
+    delivery: DeliveryReport | None = None
+    #: run alerts mailed to the data team (alert key -> outcome)
+    alerts: dict[str, str] = field(default_factory=dict)
     models_built: int = 0
     tests_passed: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -116,7 +129,8 @@ def parse_as_of(text: str | None, site_timezone: str) -> datetime:
 
 def start_run(request: RunRequest, paths: WarehousePaths) -> tuple[RunResult, LoadedRules]:
     """Check the rules and the as-of, and prepare the building copy with this run's context."""
-    rules = validate_rules(request.rules)  # a broken rules file stops here, nothing read
+    # a broken rules file stops here, before anything is read
+    rules = validate_rules(request.rules, templates_dir=request.templates_dir)
     last = last_published_run(paths)
     if last is not None and request.as_of < last[1]:
         raise RunRefusedError(
@@ -171,7 +185,8 @@ def rules_stage(
 
     An audience whose reference no longer resolves is marked broken (it keeps its members)
     and the run goes on; so is a program or certification (it keeps its state). The last
-    published membership and program state are kept aside for dbt to compare.
+    published membership and program state are kept aside for dbt to compare, and the
+    delivery ledger is folded into the outbox the build appends to.
     """
     clock = RunClock(as_of=request.as_of, site_timezone=request.site_timezone)
     with duckdb.connect(str(paths.building)) as con:
@@ -180,6 +195,9 @@ def rules_stage(
         snapshot_previous_membership(con)
         result.programs = load_program_tables(con, rules, clock, result.run_id)
         snapshot_previous_program_state(con)
+        load_notification_tables(con, rules)
+        # the outbox the build moves on must carry every delivery outcome so far
+        apply_ledger(con, paths)
     result.rules = loaded
     return loaded
 
@@ -196,6 +214,7 @@ def publish_stage(paths: WarehousePaths, result: RunResult, rules: LoadedRules) 
     """Mark the run succeeded and swap the building copy in."""
     with duckdb.connect(str(paths.building)) as con:
         result.audience_counts = _audience_counts(con, result.run_id)
+        result.notifications = _notification_counts(con, result.run_id)
         con.execute(
             "update learnops.run_log set status = 'succeeded', finished_at = ?, message = ? "
             "where run_id = ?",
@@ -205,6 +224,50 @@ def publish_stage(paths: WarehousePaths, result: RunResult, rules: LoadedRules) 
     result.status = "succeeded"
     result.message = _success_message(result)
     prune_archive(paths.archive_dir, rules.hr_import.archive.retention_days)
+
+
+def notify_stage(request: RunRequest, paths: WarehousePaths, result: RunResult) -> None:
+    """Send the published outbox's due messages (SPEC §2 step 5) and mail run alerts.
+
+    The run is published already: a delivery problem is recorded per message in the ledger
+    and named in the run's message, never turned into a failed run.
+    """
+    _alert_on_published_run(paths, result)
+    if not request.send:
+        return
+    try:
+        result.delivery = send_pending(paths, templates_dir=request.templates_dir)
+    except Exception as error:  # the published state stands; the next send retries
+        result.message += f"; mail not sent: {describe_error(error)}"
+
+
+def _alert_on_published_run(paths: WarehousePaths, result: RunResult) -> None:
+    """Broken rules and a jump in rejects alert the data team (SPEC §6 run alerts)."""
+    settings = published_notification_settings(paths)
+    broken = sorted(
+        (result.rules.newly_broken if result.rules else set())
+        | (result.programs.newly_broken if result.programs else set())
+    )
+    if broken:
+        result.alerts["broken"] = alert(
+            paths,
+            alert_key=f"broken:{result.run_id}",
+            subject=f"learnops: rules broken by run {result.run_id}",
+            lines=[f"These rules no longer resolve and were skipped: {', '.join(broken)}."],
+        )
+    share = settings.alert_reject_share if settings else None
+    jumps = [
+        f"{e.element}: {e.rows_rejected} of {e.rows_read} rows rejected ({e.file})"
+        for e in (result.summary.elements if result.summary else [])
+        if share is not None and e.rows_read and e.rows_rejected / e.rows_read > share
+    ]
+    if jumps:
+        result.alerts["rejects"] = alert(
+            paths,
+            alert_key=f"rejects:{result.run_id}",
+            subject=f"learnops: rejected rows above {share:.0%} in run {result.run_id}",
+            lines=[*jumps, "Rejected rows and reasons: the import_reject table."],
+        )
 
 
 def record_failure(paths: WarehousePaths, result: RunResult, error: BaseException) -> None:
@@ -220,6 +283,15 @@ def record_failure(paths: WarehousePaths, result: RunResult, error: BaseExceptio
             [result.run_id, result.as_of, _now(), _now(), result.message],
         )
     publish(paths)
+
+
+def _notification_counts(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
+    rows = con.execute(
+        "select status, count(*) from main.notification_outbox where created_run_id = ? "
+        "group by status order by status",
+        [run_id],
+    ).fetchall()
+    return dict(rows)
 
 
 def _audience_counts(con: duckdb.DuckDBPyConnection, run_id: str) -> AudienceCounts:
@@ -279,5 +351,14 @@ def run_pipeline(request: RunRequest, *, task: Callable[..., Any] | None = None)
                 result.stage_seconds[name] = round(time.perf_counter() - started, 3)
         except BaseException as error:
             record_failure(paths, result, error)
+            result.alerts["failed"] = alert(
+                paths,
+                alert_key=f"failed:{result.run_id}",
+                subject=f"learnops: run {result.run_id} failed",
+                lines=[result.message, "The last published state is unchanged."],
+            )
             raise
+        started = time.perf_counter()
+        call(notify_stage, request, paths, result, name="notify")
+        result.stage_seconds["notify"] = round(time.perf_counter() - started, 3)
     return result
