@@ -120,6 +120,18 @@ def main() -> None:
     default=None,
     help="Seconds to wait for the warehouse lock [LEARNOPS_LOCK_WAIT_SECONDS, default 0].",
 )
+@click.option(
+    "--baseline",
+    is_flag=True,
+    help="Record every notification event as suppressed and mail nobody (go-live; the "
+    "first run on a warehouse always does).",
+)
+@click.option(
+    "--no-send",
+    "no_send",
+    is_flag=True,
+    help="Build and publish, but leave this run's messages pending (`learnops notify` sends).",
+)
 @_one_line_errors
 def run(
     feeds: Path | None,
@@ -129,9 +141,21 @@ def run(
     allow_mass_removal: tuple[str, ...],
     engine: str,
     wait_seconds: float | None,
+    baseline: bool,
+    no_send: bool,
 ) -> None:
-    """Import the feeds, build the warehouse and publish it (one pipeline run)."""
-    result = _run(feeds, rules, warehouse, as_of, allow_mass_removal, engine, wait_seconds)
+    """Import the feeds, build the warehouse, publish it and send its mail (one run)."""
+    result = _run(
+        feeds,
+        rules,
+        warehouse,
+        as_of,
+        allow_mass_removal,
+        engine,
+        wait_seconds,
+        baseline=baseline,
+        send=not no_send,
+    )
     _print_summary(result)
 
 
@@ -143,6 +167,9 @@ def _run(
     allow_mass_removal: tuple[str, ...],
     engine: str,
     wait_seconds: float | None,
+    *,
+    baseline: bool = False,
+    send: bool = True,
 ) -> Any:
     from flows.hr_import.elements import ELEMENTS
     from flows.pipeline import RunRequest, parse_as_of, run_pipeline
@@ -168,6 +195,8 @@ def _run(
             as_of=as_of,
             allow_mass_removal=list(allow_mass_removal),
             lock_wait_seconds=settings.lock_wait_seconds,
+            baseline=baseline,
+            send=send,
         )
     request = RunRequest(
         feeds=settings.feeds,
@@ -177,6 +206,9 @@ def _run(
         site_timezone=settings.site_timezone,
         allow_mass_removal=frozenset(allow_mass_removal),
         lock_wait_seconds=settings.lock_wait_seconds,
+        baseline=baseline,
+        send=send,
+        templates_dir=settings.templates_dir,
     )
     return run_pipeline(request)
 
@@ -212,7 +244,7 @@ def validate(
 
     settings = load_settings(feeds=feeds, rules=rules, warehouse=warehouse)
     try:
-        loaded = validate_rules(settings.rules)
+        loaded = validate_rules(settings.rules, templates_dir=settings.templates_dir)
     except RulesError as err:
         for issue in err.issues:
             click.echo(str(issue))
@@ -351,6 +383,73 @@ def explain(
     except (ExplainError, FileNotFoundError) as err:
         raise CommandFailed(str(err)) from None
     click.echo(render_json(result) if as_json else "\n".join(render_text(result)))
+
+
+@main.command()
+@click.option(
+    "--warehouse",
+    type=click.Path(path_type=Path),
+    help="Published DuckDB file [LEARNOPS_WAREHOUSE].",
+)
+@click.option(
+    "--release",
+    is_flag=True,
+    help="Release every message the mass-send guard held, then send.",
+)
+@click.option(
+    "--release-run",
+    "release_run_id",
+    metavar="RUN_ID",
+    help="Release only the messages one run held, then send.",
+)
+@click.option(
+    "--engine", type=click.Choice(["prefect", "local"]), default="local", show_default=True
+)
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=float,
+    default=None,
+    help="Seconds to wait for the warehouse lock [LEARNOPS_LOCK_WAIT_SECONDS, default 0].",
+)
+@_one_line_errors
+def notify(
+    warehouse: Path | None,
+    release: bool,
+    release_run_id: str | None,
+    engine: str,
+    wait_seconds: float | None,
+) -> None:
+    """Send the mail that is due: pending, deferred whose day has come, and released.
+
+    SMTP settings come from LEARNOPS_SMTP_*; with no LEARNOPS_SMTP_HOST the messages are
+    written as .eml files to the outbox directory.
+    """
+    from flows.notify.stage import describe_delivery
+    from flows.notify.stage import notify as send
+    from flows.settings import load_settings
+    from flows.warehouse import warehouse_paths
+
+    settings = load_settings(warehouse=warehouse, lock_wait_seconds=wait_seconds)
+    if engine == "prefect":
+        from flows.prefect_flows import notify_flow
+
+        outcome = notify_flow(
+            warehouse=str(settings.warehouse),
+            release=release,
+            release_run_id=release_run_id,
+            lock_wait_seconds=settings.lock_wait_seconds,
+        )
+    else:
+        outcome = send(
+            warehouse_paths(settings.warehouse),
+            release=release,
+            release_run_id=release_run_id,
+            lock_wait_seconds=settings.lock_wait_seconds,
+            templates_dir=settings.templates_dir,
+        )
+    for line in describe_delivery(outcome):
+        click.echo(line)
 
 
 @main.command()

@@ -13,9 +13,11 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from flows.notify.stage import NotifyOutcome, describe_delivery, notify
 from flows.pipeline import RunRequest, RunResult, parse_as_of, run_pipeline
 from flows.settings import load_settings
 from flows.summary import render_markdown
+from flows.warehouse import warehouse_paths
 
 
 def _as_task(stage: Any, *args: Any, name: str) -> Any:
@@ -31,6 +33,8 @@ def pipeline_flow(
     as_of: str | None = None,
     allow_mass_removal: list[str] | None = None,
     lock_wait_seconds: float | None = None,
+    baseline: bool = False,
+    send: bool = True,
 ) -> RunResult:
     """Import the feeds, build the warehouse with dbt and publish it atomically.
 
@@ -48,6 +52,9 @@ def pipeline_flow(
         site_timezone=settings.site_timezone,
         allow_mass_removal=frozenset(allow_mass_removal or ()),
         lock_wait_seconds=settings.lock_wait_seconds,
+        baseline=baseline,
+        send=send,
+        templates_dir=settings.templates_dir,
     )
     result = run_pipeline(request, task=_as_task)
     get_run_logger().info("run %s %s: %s", result.run_id, result.status, result.message)
@@ -57,3 +64,30 @@ def pipeline_flow(
         description="learnops run summary",
     )
     return result
+
+
+@flow(name="learnops-notify", log_prints=False)
+def notify_flow(
+    warehouse: str | None = None,
+    release: bool = False,
+    release_run_id: str | None = None,
+    lock_wait_seconds: float | None = None,
+) -> NotifyOutcome:
+    """Send the published outbox's due mail (pending, deferred whose day has come, released).
+
+    Deployed to run every few minutes with a concurrency limit of 1; the warehouse lock
+    keeps it from overlapping a pipeline run. `release` also sends what the mass-send guard
+    held (all of it, or one run's with `release_run_id`).
+    """
+    settings = load_settings(warehouse=warehouse, lock_wait_seconds=lock_wait_seconds)
+    outcome = notify(
+        warehouse_paths(Path(settings.warehouse)),
+        release=release,
+        release_run_id=release_run_id,
+        lock_wait_seconds=settings.lock_wait_seconds,
+        templates_dir=settings.templates_dir,
+    )
+    logger = get_run_logger()
+    for line in describe_delivery(outcome):
+        logger.info(line)
+    return outcome

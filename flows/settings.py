@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     feeds: Path = Field(default=Path("feeds"), description="feed directory")
     rules: Path = Field(default=Path("rules"), description="rules directory")
     site_timezone: str = Field(default="UTC", description="IANA zone of dates without a time")
+    templates_dir: Path = Field(
+        default=Path(__file__).resolve().parents[1] / "notifications" / "templates",
+        description="notification templates (validated with the rules, rendered when sending)",
+    )
     lock_wait_seconds: float = Field(
         default=0.0, ge=0, description="how long a writer waits for the warehouse lock"
     )

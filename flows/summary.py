@@ -27,6 +27,7 @@ def summary_lines(result: RunResult) -> list[str]:
         lines.extend(f"  warning: {w}" for w in result.summary.warnings)
     lines.extend(_audience_lines(result))
     lines.extend(_program_lines(result))
+    lines.extend(_notification_lines(result))
     lines.append(f"  dbt: {result.models_built} models built, {result.tests_passed} tests passed")
     if result.stage_seconds:
         timings = ", ".join(f"{k} {v:.1f}s" for k, v in result.stage_seconds.items())
@@ -38,6 +39,38 @@ def summary_lines(result: RunResult) -> list[str]:
 def render_markdown(result: RunResult) -> str:
     """The same summary as a Markdown artifact."""
     return "```\n" + "\n".join(summary_lines(result)) + "\n```\n"
+
+
+def _notification_lines(result: RunResult) -> list[str]:
+    """New messages by status, the guard's hold, what was sent, alerts mailed."""
+    lines = []
+    if result.notifications:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(result.notifications.items()))
+        lines.append(
+            f"  notifications: {sum(result.notifications.values())} new messages ({counts})"
+        )
+        if result.notifications.get("held"):
+            lines.append(
+                f"    held by the mass-send guard (max_per_run): review, then "
+                f"`learnops notify --release-run {result.run_id}`"
+            )
+        if result.notifications.get("suppressed"):
+            lines.append(
+                "    suppressed: the go-live baseline (first run or --baseline) mails nobody"
+            )
+    report = result.delivery
+    if report is not None and report.selected:
+        where = "SMTP" if report.mode == "smtp" else ".eml files"
+        lines.append(
+            f"  mail: {report.sent} sent via {where}, {report.failed} failed, "
+            f"{report.rate_limited + report.unsent} left pending for `learnops notify`"
+        )
+    lines.extend(
+        f"  alert mailed to the data team: {kind} ({outcome})"
+        for kind, outcome in result.alerts.items()
+        if outcome == "sent"
+    )
+    return lines
 
 
 def _audience_lines(result: RunResult) -> list[str]:

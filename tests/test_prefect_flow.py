@@ -64,6 +64,19 @@ def test_prefect_yaml_deploys_the_pipeline_flow_nightly_with_concurrency_1() -> 
     assert set(nightly["parameters"]) <= set(flow.parameters.properties)
 
 
+def test_prefect_yaml_deploys_the_sending_flow_every_ten_minutes_with_concurrency_1() -> None:
+    catalogue = YAML(typ="safe").load((REPO_ROOT / "prefect.yaml").read_text())
+    notify = {d["name"]: d for d in catalogue["deployments"]}["notify"]
+    assert notify["entrypoint"] == "flows/prefect_flows.py:notify_flow"
+    assert notify["concurrency_limit"]["limit"] == 1
+    assert notify["schedules"][0]["interval"] == 600
+    from prefect.flows import load_flow_from_entrypoint
+
+    flow = load_flow_from_entrypoint(str(REPO_ROOT / notify["entrypoint"]))
+    assert flow.name == "learnops-notify"
+    assert set(notify["parameters"]) <= set(flow.parameters.properties)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

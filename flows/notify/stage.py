@@ -21,7 +21,7 @@ from flows.notify.ledger import release, republish_outbox
 from flows.notify.render import Sender
 from flows.notify.settings import SmtpSettings
 from flows.rules.notifications import TEMPLATES_DIR
-from flows.warehouse import WarehousePaths, open_published
+from flows.warehouse import WarehousePaths, open_published, writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -137,3 +137,41 @@ def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
             [schema, table],
         ).fetchone()[0]
     )
+
+
+@dataclass(frozen=True)
+class NotifyOutcome:
+    """What one `learnops notify` did: messages released, then the delivery report."""
+
+    released: int
+    delivery: DeliveryReport | None
+
+
+def notify(
+    paths: WarehousePaths,
+    *,
+    release: bool = False,
+    release_run_id: str | None = None,
+    lock_wait_seconds: float = 0.0,
+    templates_dir: Path = TEMPLATES_DIR,
+) -> NotifyOutcome:
+    """The sending flow's work: under the writer lock, release held messages if asked,
+    send everything due and republish the outbox."""
+    with writer_lock(paths, wait_seconds=lock_wait_seconds):
+        released = release_held(paths, release_run_id) if release or release_run_id else 0
+        return NotifyOutcome(released, send_pending(paths, templates_dir=templates_dir))
+
+
+def describe_delivery(outcome: NotifyOutcome) -> list[str]:
+    """Summary lines for the CLI and the flow's log."""
+    lines = [f"released {outcome.released} held messages"] if outcome.released else []
+    report = outcome.delivery
+    if report is None:
+        return [*lines, "mail: nothing to send (no published run with a sender configured)"]
+    where = "SMTP" if report.mode == "smtp" else ".eml files"
+    lines.append(
+        f"mail: {report.sent} sent via {where}, {report.failed} failed, {report.retried} "
+        f"retried, {report.rate_limited + report.unsent} left pending "
+        f"({report.elapsed_seconds:.1f} s)"
+    )
+    return lines

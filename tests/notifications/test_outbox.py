@@ -240,9 +240,8 @@ def run_once(
             rules=rules,
             warehouse=warehouse,
             as_of=parse_as_of(run.as_of, "UTC"),
-            send=run.send,
             templates_dir=base / "templates",
-            **request,
+            **{"send": run.send, **request},
         )
     )
     assert result.status == "succeeded", f"{run.name}: {result.message}"
