@@ -278,7 +278,7 @@ def deliver_pending(
 
 def _render(job: _Job, renderer: Renderer, now: Clock) -> bytes:
     if job.payload is None:
-        job.payload = renderer.render(job.row, date_header=now()).as_bytes()
+        job.payload = renderer.render_bytes(job.row, date_header=now())
     return job.payload
 
 

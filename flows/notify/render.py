@@ -23,16 +23,19 @@ from __future__ import annotations
 
 import functools
 import json
+import quopri
 import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from email import message_from_bytes
 from email.errors import HeaderParseError
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime
+from email.policy import default as default_policy
+from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -194,31 +197,75 @@ class Renderer:
             raise TemplateProblem(f"template missing in {self.templates_dir}: {', '.join(missing)}")
         return parts
 
-    def render(
-        self, row: Mapping[str, Any], *, date_header: datetime | None = None
-    ) -> EmailMessage:
-        """The message for one outbox row (a mapping with the outbox columns)."""
+    def render_bytes(self, row: Mapping[str, Any], *, date_header: datetime | None = None) -> bytes:
+        """The message for one outbox row as it goes on the wire (CRLF line ends)."""
         parts = self._parts(row)
         variables = _variables(row)
         try:
             subject = fold_subject(parts["subject.txt"].render(variables))
-            text = parts["txt"].render(variables)
+            text = parts["txt"].render(variables) + "\n"
             html = parts["html"].render(variables) if parts["html"] is not None else None
         except jinja2.TemplateError as error:
             raise TemplateProblem(f"template {row.get('template')}: {error}") from None
-        message = EmailMessage(policy=SMTP)
-        message["Subject"] = subject
-        message["From"] = self.from_address
-        message["To"] = make_address(row.get("recipient_name"), row.get("recipient_email"))
-        if self.reply_to is not None:
-            message["Reply-To"] = self.reply_to
-        message["Date"] = format_datetime(date_header or datetime.now(UTC))
-        message["Message-ID"] = message_id_header(str(row["message_id"]))
-        message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
-        message.set_content(text + "\n")
-        if html is not None:
-            message.add_alternative(html, subtype="html")
-        return message
+        to = make_address(row.get("recipient_name"), row.get("recipient_email"))
+        message_id = message_id_header(str(row["message_id"]))
+        headers = [
+            f"Subject: {_encode_header(subject)}",
+            f"From: {_format_address(self.from_address)}",
+            f"To: {_format_address(to)}",
+            *([f"Reply-To: {_format_address(self.reply_to)}"] if self.reply_to else []),
+            f"Date: {format_datetime(date_header or datetime.now(UTC))}",
+            f"Message-ID: {message_id}",
+            "Auto-Submitted: auto-generated",  # RFC 3834: no auto-replies to this
+            "MIME-Version: 1.0",
+        ]
+        if html is None:
+            return _CRLF.join(h.encode() for h in headers) + _CRLF + _text_part("plain", text)
+        # Quoted-printable never yields "=_", so this boundary cannot occur in a part.
+        boundary = f"=_learnops_{row['message_id']}".encode()
+        headers.append(f'Content-Type: multipart/alternative; boundary="{boundary.decode()}"')
+        return b"".join([
+            _CRLF.join(h.encode() for h in headers), _CRLF * 2,
+            b"--", boundary, _CRLF, _text_part("plain", text), _CRLF,
+            b"--", boundary, _CRLF, _text_part("html", html), _CRLF,
+            b"--", boundary, b"--", _CRLF,
+        ])  # fmt: skip
+
+    def render(
+        self, row: Mapping[str, Any], *, date_header: datetime | None = None
+    ) -> EmailMessage:
+        """The message for one outbox row as an `EmailMessage` (parsed from its bytes)."""
+        data = self.render_bytes(row, date_header=date_header)
+        return message_from_bytes(data, _class=EmailMessage, policy=default_policy)
+
+
+_CRLF = b"\r\n"
+
+
+def _encode_header(value: str) -> str:
+    """An unstructured header value: ASCII as is, else RFC 2047; folded at 78 columns."""
+    charset = "us-ascii" if value.isascii() else "utf-8"
+    return Header(value, charset, header_name="Subject").encode(linesep="\r\n")
+
+
+def _format_address(address: Address) -> str:
+    """`Name <addr>` with the name quoted or RFC 2047-encoded as needed."""
+    return formataddr((address.display_name, address.addr_spec), charset="utf-8")
+
+
+def _text_part(subtype: str, body: str) -> bytes:
+    """One text part (headers and quoted-printable UTF-8 body) with CRLF line ends.
+
+    Built by hand rather than with `EmailMessage.set_content`: the email package's header
+    objects cost about 2 ms per message, most of a sender's CPU budget at 300 messages/s.
+    Every header value here is a constant; the body is encoded, so it cannot end the part.
+    """
+    lines = body.replace("\r\n", "\n").replace("\r", "\n")
+    encoded = quopri.encodestring(lines.encode("utf-8")).replace(b"\n", _CRLF)
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    ).encode() + encoded
 
 
 def message_id_header(message_id: str) -> str:

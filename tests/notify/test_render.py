@@ -107,3 +107,14 @@ def test_cleaning_helpers():
 def test_sender_identity_is_checked(templates_dir):
     with pytest.raises(RenderError):
         Renderer(templates_dir, Sender(address="learning@example.org\r\nBcc: x@y.z"))
+
+
+def test_a_body_cannot_close_its_part(tmp_path, sender):
+    boundary = f"--=_learnops_{1:032x}"
+    (tmp_path / "b.subject.txt").write_text("s")
+    (tmp_path / "b.txt").write_text(f"{boundary}\n{boundary}--\nContent-Type: text/html\n")
+    (tmp_path / "b.html").write_text(f"<p>x</p>\n{boundary}--\n")
+    message = render_message(outbox_row(1, template="b"), tmp_path, sender)
+    plain, html = message.iter_parts()
+    assert plain.get_content().startswith(boundary)
+    assert html.get_content_type() == "text/html" and f"{boundary}--" in html.get_content()
