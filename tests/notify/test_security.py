@@ -163,3 +163,26 @@ def test_settings_from_the_environment_hide_the_password(monkeypatch, tmp_path):
     assert settings.outbox_dir == tmp_path
     assert settings.resolve_password() == PASSWORD
     assert PASSWORD not in repr(settings) and PASSWORD not in settings.model_dump_json()
+
+
+def test_password_from_a_prefect_secret_block_is_read_lazily(monkeypatch):
+    from prefect.blocks import system
+
+    loaded: list[str] = []
+
+    class FakeSecret:
+        def get(self) -> str:
+            return PASSWORD
+
+    def load(name: str) -> FakeSecret:
+        loaded.append(name)
+        return FakeSecret()
+
+    monkeypatch.setattr(system.Secret, "load", staticmethod(load))
+    settings = SmtpSettings(host="relay.example.org", password_block="smtp-password")
+    assert loaded == []  # nothing read until a login needs it
+    assert settings.resolve_password() == PASSWORD
+    assert loaded == ["smtp-password"]
+    direct = SmtpSettings(password=PASSWORD + "2", password_block="smtp-password")
+    assert direct.resolve_password() == PASSWORD + "2"  # the environment wins
+    assert loaded == ["smtp-password"]
