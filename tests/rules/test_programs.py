@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from flows.rules.program_tables import (
     snapshot_previous_program_state,
 )
 from flows.rules.programs import (
+    UNITS,
     Period,
     Route,
     Span,
@@ -196,6 +198,127 @@ def test_missing_files_mean_no_programs_and_no_certifications(tmp_path: Path) ->
     loaded = validate_rules(tmp_path)
     assert (loaded.programs.programs, loaded.certifications.certifications) == ([], [])
     assert loaded.program_references == ()
+
+
+def _sets_of(sets: list[dict[str, Any]], program: str) -> list[tuple[int, int, str, int, int]]:
+    """A primary path as (group, run, kind, min_courses, number of courses) per set."""
+    return [
+        (s["group_number"], s["run_number"], s["kind"], s["min_courses"], s["course_count"])
+        for s in sorted(sets, key=lambda s: s["set_position"])
+        if s["program_id"] == program and s["path"] == "primary"
+    ]
+
+
+def test_the_demo_rules_use_every_program_and_certification_feature() -> None:
+    """rules/programs.yaml and certifications.yaml (the demo's): every feature of SPEC 4.2 and
+    4.3 is used at least once, and Totara's three examples are there as the issue words them."""
+    loaded = validate_rules(REPO_ROOT / "rules")
+    tables = build_program_tables(loaded, LONDON)
+    sets, routes, programs = tables.course_sets, tables.routes, tables.programs
+    # course sets: every kind, `some` by count, by score and by both, a time allowance
+    assert {(s["kind"], s["min_courses"] > 0, s["min_score"] > 0) for s in sets} >= {
+        ("all", False, False),
+        ("any", False, False),
+        ("optional", False, False),
+        ("some", True, False),
+        ("some", False, True),
+        ("some", True, True),
+    }
+    assert any(s["min_time_seconds"] or s["min_time_months"] for s in sets)
+    # `then` (a second group), `or` (a second run in a group), `and` (two sets in a run), and
+    # `A and B or C` (both in one group)
+    runs = Counter((s["program_id"], s["path"], s["group_number"], s["run_number"]) for s in sets)
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    for (program, path, group, _), size in runs.items():
+        groups.setdefault((program, path, group), []).append(size)
+    assert any(group > 1 for _, _, group in groups)
+    assert any(len(sizes) > 1 and max(sizes) > 1 for sizes in groups.values())
+    # routes: every kind, with and without children, managers direct / all below, with and
+    # without a job
+    assert {
+        (
+            r["route_kind"],
+            r["include_children"],
+            r["manager_scope"],
+            r["manager_job_id"] is not None,
+        )
+        for r in routes
+    } >= {
+        ("organisation", True, None, False),
+        ("organisation", False, None, False),
+        ("position", True, None, False),
+        ("position", False, None, False),
+        ("audience", False, None, False),
+        ("users", False, None, False),
+        ("group", False, None, False),
+        ("manager", False, "direct", True),
+        ("manager", False, "direct", False),
+        ("manager", False, "all_below", True),
+        ("manager", False, "all_below", False),
+    }
+    # due dates: none, fixed, every relative base; hours as well as days and months
+    assert {r["due_kind"] for r in routes} == {"none", "fixed", "relative"}
+    assert {r["due_base"] for r in routes if r["due_kind"] == "relative"} == {
+        "first_access",
+        "assignment",
+        "job_start",
+        "position_assigned",
+        "course_completion",
+        "program_completion",
+        "custom_field",
+    }
+    dues = [
+        route.due
+        for item in (*loaded.programs.programs, *loaded.certifications.certifications)
+        for route in item.assignments
+        if route.due is not None
+    ]
+    assert {unit for due in dues for unit in UNITS if getattr(due, unit) is not None} == set(UNITS)
+    # exceptions: every default and every per-user resolution
+    assert {p["exception_default"] for p in programs} == {
+        "open",
+        "assign",
+        "realistic_due_date",
+        "dismiss",
+    }
+    assert {r["resolution"] for r in tables.exception_resolutions} == {
+        "assign",
+        "realistic_due_date",
+        "dismiss",
+    }
+    # certifications: the three expiry methods, the fixed one's minimum active period, and a
+    # recertification path of its own
+    certifications = [p for p in programs if p["kind"] == "certification"]
+    assert {c["expiry_method"] for c in certifications} == {
+        "expiry_date",
+        "completion_date",
+        "fixed",
+    }
+    assert any(
+        c["min_active_period_months"] or c["min_active_period_seconds"] for c in certifications
+    )
+    courses: dict[tuple[str, str], set[str]] = {}
+    for row in tables.set_courses:
+        courses.setdefault((row["program_id"], row["path"]), set()).add(row["course_id"])
+    assert any(
+        courses.get((c["program_id"], "recertification"), set())
+        != courses[(c["program_id"], "primary")]
+        for c in certifications
+    )
+    # Totara's examples: "A, B and C, then one of D, E or F"; "two of A-F and three of G-J";
+    # "A or B or C, and D" as written ((A) or (B) or (C and D)) and as meant
+    assert _sets_of(sets, "totara_example_sequence") == [(1, 1, "all", 0, 3), (2, 1, "any", 0, 3)]
+    assert _sets_of(sets, "totara_example_two_and_three") == [
+        (1, 1, "some", 2, 6),
+        (1, 1, "some", 3, 4),
+    ]
+    assert _sets_of(sets, "totara_example_literal") == [
+        (1, 1, "all", 0, 1),
+        (1, 2, "all", 0, 1),
+        (1, 3, "all", 0, 1),
+        (1, 3, "all", 0, 1),
+    ]
+    assert _sets_of(sets, "totara_example_intended") == [(1, 1, "any", 0, 3), (1, 1, "all", 0, 1)]
 
 
 def test_yes_no_on_stay_text(tmp_path: Path) -> None:
