@@ -26,6 +26,7 @@ from flows.hr_import.importer import ImportContext, ImportSummary, import_feeds
 from flows.notify.deliver import DeliveryReport
 from flows.notify.ledger import apply_ledger
 from flows.notify.stage import alert, published_notification_settings, send_pending
+from flows.reports.ledger import apply_report_ledger
 from flows.rules.notification_tables import load_notification_tables
 from flows.rules.notifications import TEMPLATES_DIR
 from flows.rules.program_tables import (
@@ -101,6 +102,8 @@ class RunResult:
     delivery: DeliveryReport | None = None
     #: run alerts mailed to the data team (alert key -> outcome)
     alerts: dict[str, str] = field(default_factory=dict)
+    #: what the report step sent (flows.reports.send.ReportRun; None: not sent)
+    reports: Any = None
     models_built: int = 0
     tests_passed: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -198,6 +201,7 @@ def rules_stage(
         load_notification_tables(con, rules)
         # the outbox the build moves on must carry every delivery outcome so far
         apply_ledger(con, paths)
+        apply_report_ledger(con, paths)  # report_delivery likewise (docs/reports.md)
     result.rules = loaded
     return loaded
 
@@ -239,6 +243,24 @@ def notify_stage(request: RunRequest, paths: WarehousePaths, result: RunResult) 
         result.delivery = send_pending(paths, templates_dir=request.templates_dir)
     except Exception as error:  # the published state stands; the next send retries
         result.message += f"; mail not sent: {describe_error(error)}"
+
+
+def report_stage(request: RunRequest, paths: WarehousePaths, result: RunResult) -> None:
+    """Send the scheduled reports due as of the run (SPEC §2 step 6), then republish
+    report_delivery. Like mail, a report problem is named in the run's message and never
+    fails the published run."""
+    if not request.send:
+        return
+    from flows.reports.ledger import republish_deliveries
+    from flows.reports.send import send_reports
+
+    try:
+        result.reports = send_reports(
+            paths, request.rules, as_of=request.as_of, site_timezone=request.site_timezone
+        )
+        republish_deliveries(paths)
+    except Exception as error:  # the published state stands; the report flow retries
+        result.message += f"; reports not sent: {describe_error(error)}"
 
 
 def _alert_on_published_run(paths: WarehousePaths, result: RunResult) -> None:
@@ -361,4 +383,7 @@ def run_pipeline(request: RunRequest, *, task: Callable[..., Any] | None = None)
         started = time.perf_counter()
         call(notify_stage, request, paths, result, name="notify")
         result.stage_seconds["notify"] = round(time.perf_counter() - started, 3)
+        started = time.perf_counter()
+        call(report_stage, request, paths, result, name="report")
+        result.stage_seconds["report"] = round(time.perf_counter() - started, 3)
     return result

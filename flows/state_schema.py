@@ -74,6 +74,20 @@ create table if not exists learnops.import_file_log (
     input_hash     varchar                -- of the file, its settings and the site timezone
 );
 
+-- Scheduled reports sent or skipped (report_delivery, SPEC §5): a copy of the report
+-- ledger <state>/reports.duckdb, folded in by the sender and before every build.
+create table if not exists learnops.report_delivery_log (
+    report_id        varchar not null,
+    recipient_email  varchar not null,      -- lower-cased
+    period_start     timestamp not null,    -- the schedule instant the period starts at (UTC)
+    status           varchar not null,      -- sent | failed | skipped_empty
+    row_count        bigint,
+    sent_at          timestamp,             -- wall clock (UTC)
+    message_id       varchar,
+    attempts         integer,
+    last_error       varchar
+);
+
 -- The last published audience membership, copied before each build for dbt to compare.
 create table if not exists learnops.previous_audience_membership (
     audience_id  varchar not null,

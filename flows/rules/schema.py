@@ -19,6 +19,7 @@ from flows.hr_import.config import HrImportRules
 from flows.rules.audiences import AudiencesFile
 from flows.rules.notifications import NotificationsFile
 from flows.rules.programs import CertificationsFile, ProgramsFile
+from flows.rules.reports import ReportsFile
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 SCHEMAS: dict[str, type[BaseModel]] = {
@@ -27,6 +28,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "programs.schema.json": ProgramsFile,
     "certifications.schema.json": CertificationsFile,
     "notifications.schema.json": NotificationsFile,
+    "reports.schema.json": ReportsFile,
 }
 
 

@@ -44,6 +44,7 @@ from flows.rules.programs import (
     CertificationsFile,
     ProgramsFile,
 )
+from flows.rules.reports import REPORTS_FILE, ReportsFile
 
 RULES_FILES = (
     HR_IMPORT_FILE,
@@ -51,6 +52,7 @@ RULES_FILES = (
     NOTIFICATIONS_FILE,
     PROGRAMS_FILE,
     CERTIFICATIONS_FILE,
+    REPORTS_FILE,
 )
 #: file -> its top-level list key, for the files whose items have ids
 _ID_FILES = {
@@ -58,6 +60,7 @@ _ID_FILES = {
     PROGRAMS_FILE: "programs",
     CERTIFICATIONS_FILE: "certifications",
     NOTIFICATIONS_FILE: "notifications",
+    REPORTS_FILE: "reports",
 }
 
 # leaf key -> (key of its id list or id inside the leaf, kind of object referenced)
@@ -112,6 +115,9 @@ class LoadedRules:
     notification_references: tuple[Reference, ...] = field(default=())
     #: notification id -> line of its `id:` in notifications.yaml
     notification_lines: dict[str, int] = field(default_factory=dict)
+    reports: ReportsFile = field(default_factory=ReportsFile)
+    #: every organisation a report's fixed scope names (object_id = the report's id)
+    report_references: tuple[Reference, ...] = field(default=())
 
     def without_program_references(self) -> LoadedRules:
         """The same rules, with only the audiences' references (for the audience tables,
@@ -135,6 +141,7 @@ def validate_rules(rules_dir: Path, *, templates_dir: Path = TEMPLATES_DIR) -> L
     programs = _schema(rules_dir / PROGRAMS_FILE, trees, ProgramsFile, issues)
     certifications = _schema(rules_dir / CERTIFICATIONS_FILE, trees, CertificationsFile, issues)
     notifications = _schema(rules_dir / NOTIFICATIONS_FILE, trees, NotificationsFile, issues)
+    reports = _schema(rules_dir / REPORTS_FILE, trees, ReportsFile, issues)
     passed = {
         name: trees[name]
         for name, model in (
@@ -142,6 +149,7 @@ def validate_rules(rules_dir: Path, *, templates_dir: Path = TEMPLATES_DIR) -> L
             (PROGRAMS_FILE, programs),
             (CERTIFICATIONS_FILE, certifications),
             (NOTIFICATIONS_FILE, notifications),
+            (REPORTS_FILE, reports),
         )
         if model is not None
     }
@@ -190,8 +198,16 @@ def validate_rules(rules_dir: Path, *, templates_dir: Path = TEMPLATES_DIR) -> L
         notification_refs = list(_scope_references(path, tree))
         issues += _unknown_scope_ids(notification_refs, audiences, programs, certifications)
         issues += _missing_templates(path, tree, notifications, templates_dir)
+    report_refs: list[Reference] = []
+    if reports is not None:
+        from flows.reports.checks import report_issues, report_references
+
+        path, tree = rules_dir / REPORTS_FILE, trees[REPORTS_FILE]
+        report_refs = list(report_references(path, tree))
+        issues += report_issues(path, tree, reports, audiences, notifications)
     if issues:
         raise RulesError(issues)
+    assert reports is not None
     assert hr_import is not None and audiences is not None
     assert programs is not None and certifications is not None and notifications is not None
     lines = {str(item["id"]): item.lc.line + 1 for item in _audience_maps(trees[AUDIENCES_FILE])}
@@ -217,6 +233,8 @@ def validate_rules(rules_dir: Path, *, templates_dir: Path = TEMPLATES_DIR) -> L
             str(item["id"]): item.lc.line + 1
             for item in _item_maps(trees[NOTIFICATIONS_FILE], "notifications")
         },
+        reports=reports,
+        report_references=tuple(report_refs),
     )
 
 
@@ -230,7 +248,7 @@ def check_references(loaded: LoadedRules, known: dict[str, set[str]]) -> list[Ru
         "certification": {cert.id for cert in loaded.certifications.certifications},
     }
     issues = []
-    for ref in (*loaded.references, *loaded.program_references):
+    for ref in (*loaded.references, *loaded.program_references, *loaded.report_references):
         if ref.kind in defined:
             candidates: set[str] | None = defined[ref.kind] | known.get(ref.kind, set())
         else:
