@@ -558,5 +558,14 @@ def restore_feeds(run_id: str, warehouse: Path | None, out: Path) -> None:
         )
 
 
+def _register_report_commands() -> None:
+    from flows.reports.cli import report  # scheduled reports (docs/reports.md)
+
+    main.add_command(report)
+
+
+_register_report_commands()
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
