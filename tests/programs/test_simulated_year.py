@@ -1,4 +1,4 @@
-"""A simulated year: 52 weekly runs give the state one run at the end gives (slow, ~7 min).
+"""A simulated year: 52 weekly runs give the state one run at the end gives (slow, 7-11 min).
 
 For routes whose due dates do not depend on run history (fixed dates, dates relative to a
 course completion, the job start or the first access), the status is a function of the
