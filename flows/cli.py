@@ -303,6 +303,65 @@ def validate(
 
 
 @main.command()
+@common_options
+@click.option(
+    "--details",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="Also name up to N users (or addresses) per line.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option(
+    "--allow-mass-removal",
+    "allow_mass_removal",
+    multiple=True,
+    metavar="ELEMENT",
+    help="Plan the run as if ELEMENT may remove more than max_removed_fraction.",
+)
+@_one_line_errors
+def plan(
+    feeds: Path | None,
+    rules: Path | None,
+    warehouse: Path | None,
+    as_of: str | None,
+    details: int,
+    as_json: bool,
+    allow_mass_removal: tuple[str, ...],
+) -> None:
+    """Show what the next run would do, exactly, without doing it.
+
+    Runs every step in a scratch copy of the published warehouse (never touching it, never
+    sending) and compares the result with the last published run: audiences joined and
+    left, assignments made and removed, due dates moved, new exceptions, messages that
+    would be sent, held or skipped, import changes and whether the removal guard would
+    trip. Works while a run is going; starts no Prefect server.
+    """
+    from flows.pipeline import RunRequest, parse_as_of
+    from flows.plan import plan_run, render_text
+    from flows.settings import load_settings
+
+    settings = load_settings(feeds=feeds, rules=rules, warehouse=warehouse)
+    if not settings.feeds.is_dir():
+        raise CommandRefused(f"feed directory {settings.feeds} does not exist")
+    request = RunRequest(
+        feeds=settings.feeds,
+        rules=settings.rules,
+        warehouse=settings.warehouse,
+        as_of=parse_as_of(as_of, settings.site_timezone),
+        site_timezone=settings.site_timezone,
+        allow_mass_removal=frozenset(allow_mass_removal),
+        templates_dir=settings.templates_dir,
+    )
+    result = plan_run(request, details=details)
+    if as_json:
+        click.echo(result.to_json())
+        return
+    for line in render_text(result):
+        click.echo(line)
+
+
+@main.command()
 @click.argument("user")
 @click.option(
     "--audience",

@@ -74,6 +74,8 @@ class RunRequest:
     send: bool = True
     #: where notification templates live (validated with the rules, rendered when sending)
     templates_dir: Path = TEMPLATES_DIR
+    #: mail the data team's run alerts (off for `learnops plan`, which must send nothing)
+    alerts: bool = True
 
 
 @dataclass(frozen=True)
@@ -236,7 +238,8 @@ def notify_stage(request: RunRequest, paths: WarehousePaths, result: RunResult) 
     The run is published already: a delivery problem is recorded per message in the ledger
     and named in the run's message, never turned into a failed run.
     """
-    _alert_on_published_run(paths, result)
+    if request.alerts:
+        _alert_on_published_run(paths, result)
     if not request.send:
         return
     try:
@@ -373,6 +376,8 @@ def run_pipeline(request: RunRequest, *, task: Callable[..., Any] | None = None)
                 result.stage_seconds[name] = round(time.perf_counter() - started, 3)
         except BaseException as error:
             record_failure(paths, result, error)
+            if not request.alerts:
+                raise
             result.alerts["failed"] = alert(
                 paths,
                 alert_key=f"failed:{result.run_id}",

@@ -61,9 +61,10 @@ def _notification_lines(result: RunResult) -> list[str]:
     report = result.delivery
     if report is not None and report.selected:
         where = "SMTP" if report.mode == "smtp" else ".eml files"
+        unsent = report.rate_limited + report.unsent + report.template_errors
         lines.append(
             f"  mail: {report.sent} sent via {where}, {report.failed} failed, "
-            f"{report.rate_limited + report.unsent} left pending for `learnops notify`"
+            f"{unsent} left pending for `learnops notify`"
         )
     lines.extend(
         f"  alert mailed to the data team: {kind} ({outcome})"

@@ -45,6 +45,10 @@ _ALTERNATE_SUFFIXES = (".csv", ".parquet", ".jsonl", ".ndjson")
 class RemovalGuardError(Exception):
     """An element would remove more of its live records than `max_removed_fraction`."""
 
+    def __init__(self, message: str, elements: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.elements = elements  # the elements whose guard tripped
+
 
 @dataclass
 class ElementResult:
@@ -293,12 +297,13 @@ def _guard_removals(
                 f"records ({fraction:.1%}), above max_removed_fraction {limit:.1%}"
             )
     if problems:
-        elements = " ".join(
+        tripped = tuple(
             r.element for r in results if any(p.startswith(r.element + " ") for p in problems)
         )
         raise RemovalGuardError(
             "removal guard: " + "; ".join(problems) + ". Nothing was changed. Check the feed; if "
-            f"the removals are intended, run once with --allow-mass-removal {elements}"
+            f"the removals are intended, run once with --allow-mass-removal {' '.join(tripped)}",
+            tripped,
         )
 
 

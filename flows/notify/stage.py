@@ -171,7 +171,7 @@ def describe_delivery(outcome: NotifyOutcome) -> list[str]:
     where = "SMTP" if report.mode == "smtp" else ".eml files"
     lines.append(
         f"mail: {report.sent} sent via {where}, {report.failed} failed, {report.retried} "
-        f"retried, {report.rate_limited + report.unsent} left pending "
+        f"retried, {report.rate_limited + report.unsent + report.template_errors} left pending "
         f"({report.elapsed_seconds:.1f} s)"
     )
     return lines
