@@ -215,6 +215,10 @@ def chart_png(points: pl.DataFrame, report: Report, tz: ZoneInfo) -> bytes:
     axes.set_xticks(range(len(values)), labels, rotation=30 if crowded else 0,
                     ha="right" if crowded else "center", fontsize=8)  # fmt: skip
     axes.tick_params(axis="y", labelsize=8)
+    if chart.aggregate == "count":  # counts are whole: no 0.25 ticks
+        from matplotlib.ticker import MaxNLocator
+
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     y_label = "rows" if chart.aggregate == "count" else f"{chart.aggregate} of {chart.y}"
     axes.set_ylabel(y_label, fontsize=9)
     axes.set_title(chart.title or report.name, fontsize=11, loc="left")
@@ -266,7 +270,7 @@ def _summary(report: Report, rows: pl.DataFrame) -> str:
 
 def _freshness(freshness: Freshness, tz: ZoneInfo) -> tuple[str, str | None]:
     local = _local(freshness.data_as_of, tz)
-    line = f"Data as of {display(freshness.data_as_of, tz)} ({local:%H:%M %Z})."
+    line = f"Data as of {local.day} {local:%b %Y, %H:%M %Z} (the last successful pipeline run)."
     stale = None
     if freshness.failed_run_at is not None:
         stale = (
@@ -345,7 +349,10 @@ def render_report(
         html_part = message.get_payload()[1]
         html_part.add_related(chart, "image", "png", cid="<chart>", filename="chart.png")
     for data, (maintype, subtype), name in attachments:
-        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+        if maintype == "text":  # declared UTF-8, so clients decode names correctly
+            message.add_attachment(data.decode("utf-8"), subtype=subtype, filename=name)
+        else:
+            message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
     return RenderedReport(mid, recipient.email, message.as_bytes(), rows.height, parts)
 
 
