@@ -50,9 +50,9 @@ RULES_FILES = (
     HR_IMPORT_FILE,
     AUDIENCES_FILE,
     NOTIFICATIONS_FILE,
+    REPORTS_FILE,
     PROGRAMS_FILE,
     CERTIFICATIONS_FILE,
-    REPORTS_FILE,
 )
 #: file -> its top-level list key, for the files whose items have ids
 _ID_FILES = {
