@@ -41,6 +41,15 @@ from typing import Any
 
 import duckdb
 
+from flows.explain_user import (
+    JobLine,
+    MessageLine,
+    jobs_of,
+    mail_stoppers,
+    messages_of,
+    render_identity,
+    render_messages,
+)
 from flows.rules.loader import suggest
 
 HOLDS, FAILS = "✓", "✗"
@@ -161,6 +170,10 @@ class UserExplanation:
     run_id: str | None
     memberships: list[MembershipLine]
     programs: list[ProgramLine] = field(default_factory=list)
+    jobs: list[JobLine] = field(default_factory=list)
+    #: why the user gets no mail of their own, if so (suspended, emailstop, no address)
+    mail_stoppers: list[str] = field(default_factory=list)
+    messages: list[MessageLine] = field(default_factory=list)
 
 
 @dataclass
@@ -713,6 +726,9 @@ def explain_user(con: duckdb.DuckDBPyConnection, user_text: str) -> UserExplanat
         run_id=run_id,
         memberships=lines,
         programs=programs_of(con, user["user_id"]),
+        jobs=jobs_of(con, user["user_id"]),
+        mail_stoppers=mail_stoppers(user),
+        messages=messages_of(con, user["user_id"]),
     )
 
 
@@ -1859,6 +1875,7 @@ def _render_node(node: NodeResult, depth: int) -> list[str]:
 
 def _render_user(e: UserExplanation) -> list[str]:
     lines = [_user_line(e.user, e.as_of, e.run_id), ""]
+    lines += [*render_identity(e.jobs, e.mail_stoppers), ""]
     if not e.memberships:
         lines.append("member of no audience")
     width = max((len(m.audience_id) for m in e.memberships), default=0)
@@ -1868,6 +1885,7 @@ def _render_user(e: UserExplanation) -> list[str]:
             f"{m.audience_id:<{width}}  since {_when(m.joined_at)}{rule}  '{m.audience_name}'"
         )
     lines += ["", *_render_programs(e.programs)]
+    lines += ["", *render_messages(e.messages)]
     lines += [
         "",
         "for one audience rule by rule: learnops explain USER --audience ID",

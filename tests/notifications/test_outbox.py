@@ -405,3 +405,26 @@ def test_every_run_summary_counts_its_new_messages(observed: Observed) -> None:
         observed.created_by("R2")
     )
     assert r2.delivery is not None and r2.delivery.sent == 3
+
+
+# --------------------------------------------------------------------------- explain
+
+
+def test_explain_lists_jobs_with_managers_and_every_message_with_why(observed: Observed) -> None:
+    from flows.explain import explain_user, render_text
+
+    with duckdb.connect(str(observed.warehouse), read_only=True) as con:
+        u3 = explain_user(con, "U3")
+        u6 = explain_user(con, "U6")
+    assert [(j.job_id, j.manager) for j in u3.jobs] == [
+        ("J1", "Maria Manager (M1, J1)"),
+        ("J2", "Maria Manager (M1, J1)"),
+        ("J3", "Mike Second (M2, J1)"),
+    ]
+    why = {(m.notification_id, m.object_id, m.recipient): m.why for m in u3.messages}
+    assert why[("overdue", "p2", "learner u3@example.com")].startswith("due 2026-03-02")
+    assert "max_lateness" in why[("overdue", "p2", "learner u3@example.com")]
+    assert why[("assigned", "p1", "learner u3@example.com")].startswith("go-live baseline")
+    assert u6.mail_stoppers == ["emailstop is set: gets no mail (managers' copies still go)"]
+    text = "\n".join(render_text(u3))
+    assert "manager M1" not in text and "J3 Guard — Head Office, manager Mike Second" in text
