@@ -38,7 +38,7 @@ from flows.reports.render import (
 from flows.reports.schedule import period_start
 from flows.reports.scope import WAREHOUSE, ScopeError, scoped_report
 from flows.reports.sources import report_sources
-from flows.rules.reports import Report
+from flows.rules.reports import REPORTS_FILE, Report
 from flows.rules.validation import LoadedRules, validate_rules
 from flows.warehouse import WarehousePaths, writer_lock
 
@@ -127,8 +127,10 @@ def send_reports(
     caller holds the writer lock unless this is a dry run. `dry_run_dir`: write each mail
     there as `.eml` and record nothing."""
     started = time.perf_counter()
-    rules = rules or validate_rules(rules_dir)
     run = ReportRun(as_of=as_of)
+    if rules is None and not (rules_dir / REPORTS_FILE).exists():
+        return run  # no reports.yaml: nothing to validate or send
+    rules = rules or validate_rules(rules_dir)
     reports = [r for r in rules.reports.reports if report_id in (None, r.id)]
     if report_id is not None and not reports:
         known = ", ".join(r.id for r in rules.reports.reports) or "none"
