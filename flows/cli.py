@@ -222,9 +222,19 @@ def _print_summary(result: Any) -> None:
 
 @main.command()
 @common_options
+@click.option(
+    "--rules-only",
+    is_flag=True,
+    help="Check only the rules files (syntax, schema, references between them, templates): "
+    "fast enough for a pre-commit hook.",
+)
 @_one_line_errors
 def validate(
-    feeds: Path | None, rules: Path | None, warehouse: Path | None, as_of: str | None
+    feeds: Path | None,
+    rules: Path | None,
+    warehouse: Path | None,
+    as_of: str | None,
+    rules_only: bool,
 ) -> None:
     """Check rules and feeds without changing anything; print every problem found.
 
@@ -251,6 +261,8 @@ def validate(
         raise CommandFailed(f"{len(err.issues)} rule problem(s)") from None
     for name in RULES_FILES:
         click.echo(f"rules: {settings.rules}/{name} ok")
+    if rules_only:
+        return
     paths = warehouse_paths(settings.warehouse)
     con = duckdb.connect()
     ensure_state_schema(con)
