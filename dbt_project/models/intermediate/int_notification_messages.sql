@@ -5,24 +5,53 @@
     direct manager of every job of the learner (one copy each however many jobs they share),
     the file's admins, the notification's fixed addresses. message_id is derived from the
     event's dedupe key and the recipient, so the outbox can tell a message it already holds.
+    Events the outbox has seen are left out first; `context` is built only for messages
+    that could be sent (not on the go-live baseline, not past max_lateness).
 
     A learner with emailstop gets no copy (their managers do); a learner without an email
     address gets a row with a null address (the outbox records it `no_address`). Managers
     must be active and not stopped; a manager without an address is recorded the same way.
 -#}
 
+{#- the outbox as the last run left it (this model runs before the outbox is rebuilt) -#}
+{%- set outbox = adapter.get_relation(
+    database=this.database, schema='main', identifier='notification_outbox') if execute -%}
+
 with
 
-events as (
-    select * from {{ ref('int_notification_events') }}
-),
-
-notifications as (
-    select * from {{ ref('stg_rules__notifications') }}
+run_context as (
+    select * from {{ ref('stg_learnops__run_context') }}
 ),
 
 settings as (
     select * from {{ ref('stg_rules__notification_settings') }}
+),
+
+{#- Only events the outbox has not seen: a (notification, learner, object, anchor, cycle) is
+    messaged once, so the recipients and the context of an old event are never rebuilt. -#}
+events as (
+    select events.*
+    from {{ ref('int_notification_events') }} as events
+    {%- if outbox is not none %}
+    anti join (select distinct dedupe_key from {{ outbox }}) as seen using (dedupe_key)
+    {%- endif %}
+),
+
+{#- Whether a message of the event could go out: only those get a context (the go-live
+    baseline alone records every event of the organisation, often tens per person). -#}
+sendable_events as (
+    select events.dedupe_key
+    from events
+    cross join run_context
+    left join settings on true
+    where not run_context.is_baseline
+        and run_context.as_of <= events.trigger_at
+            + to_months(coalesce(settings.max_lateness_months, 0)::integer)
+            + to_seconds(coalesce(settings.max_lateness_seconds, 0)::bigint)
+),
+
+notifications as (
+    select * from {{ ref('stg_rules__notifications') }}
 ),
 
 users as (
@@ -37,10 +66,6 @@ users as (
         nullif(trim(timezone), '') as timezone,
         nullif(trim(lang), '') as lang
     from {{ ref('dim_user') }}
-),
-
-run_context as (
-    select * from {{ ref('stg_learnops__run_context') }}
 ),
 
 direct_managers as (
@@ -122,6 +147,7 @@ contexts as (
             'exception_type': events.exception_type
         })::varchar as context
     from events
+    semi join sendable_events using (dedupe_key)
     inner join users as learners on learners.user_id = events.user_id
     left join manager_names on manager_names.user_id = events.user_id
 ),
@@ -151,7 +177,7 @@ final as (
         contexts.context
     from events
     inner join recipients using (dedupe_key)
-    inner join contexts using (dedupe_key)
+    left join contexts using (dedupe_key)
     inner join notifications using (notification_id)
     cross join run_context
 )
