@@ -28,7 +28,10 @@ import duckdb
 
 from flows.hr_import.importer import RemovalGuardError
 from flows.notify.ledger import ledger_path
+from flows.notify.settings import SmtpSettings
 from flows.pipeline import RunRequest, RunResult, run_pipeline
+from flows.reports.ledger import report_ledger_path
+from flows.reports.send import send_reports
 from flows.warehouse import WarehousePaths, warehouse_paths
 
 
@@ -54,6 +57,7 @@ class Plan:
     audiences: list[Line] = field(default_factory=list)
     programs: list[Line] = field(default_factory=list)
     notifications: list[Line] = field(default_factory=list)
+    reports: list[Line] = field(default_factory=list)
 
     def to_json(self) -> str:
         """The plan as JSON (for scripts and CI checks of rule changes)."""
@@ -77,6 +81,7 @@ def plan_run(request: RunRequest, *, details: int = 0) -> Plan:
         )
         plan.imports = _import_lines(result)
         _compare(plan, published, scratch, result.run_id, details)
+        plan.reports = _report_lines(request, scratch)
     return plan
 
 
@@ -89,8 +94,9 @@ def _scratch_copy(published: WarehousePaths) -> Iterator[WarehousePaths]:
             # one open inode: one state, even if a run renames a new file in meanwhile
             with published.published.open("rb") as source, scratch.published.open("wb") as target:
                 shutil.copyfileobj(source, target, length=16 << 20)
-        if ledger_path(published).exists():
-            shutil.copy2(ledger_path(published), ledger_path(scratch))
+        for ledger in (ledger_path, report_ledger_path):  # what was sent: not sent again
+            if ledger(published).exists():
+                shutil.copy2(ledger(published), ledger(scratch))
         dbt_state = published.state_dir / "dbt"
         if dbt_state.is_dir():  # dbt's partial-parse cache: a plan parses no slower than a run
             shutil.copytree(dbt_state, scratch.state_dir / "dbt", dirs_exist_ok=True)
@@ -235,6 +241,31 @@ def _notification_lines(con: duckdb.DuckDBPyConnection, run_id: str, details: in
     )
 
 
+def _report_lines(request: RunRequest, scratch: WarehousePaths) -> list[Line]:
+    """The scheduled reports the run would send: sent for real into the scratch copy, as
+    `.eml` files nobody reads (never over SMTP), against a copy of the report ledger."""
+    eml_only = SmtpSettings(host=None, outbox_dir=scratch.state_dir / "plan_reports")
+    run = send_reports(
+        scratch,
+        request.rules,
+        as_of=request.as_of,
+        site_timezone=request.site_timezone,
+        smtp=eml_only,
+    )
+    lines = []
+    for outcome in run.reports:
+        for what, count in (
+            ("would be sent", outcome.sent),
+            ("skipped empty", outcome.skipped_empty),
+            ("sent already for this period", outcome.already_done),
+        ):
+            if count:
+                lines.append(Line(f"{outcome.report_id} {what}", count))
+        if outcome.note:
+            lines.append(Line(f"{outcome.report_id}: {outcome.note}", 0))
+    return lines
+
+
 def render_text(plan: Plan) -> list[str]:
     """Counts first, then the examples (`--details`), section by section."""
     against = plan.published_run_id or "an empty warehouse"
@@ -249,10 +280,11 @@ def render_text(plan: Plan) -> list[str]:
         ("audiences", plan.audiences),
         ("programs and certifications", plan.programs),
         ("notifications", plan.notifications),
+        ("reports", plan.reports),
     ):
         lines.append(f"  {title}:" + ("" if section else " no change"))
         for line in section:
-            lines.append(f"    {line.what}: {line.count}")
+            lines.append(f"    {line.what}: {line.count}" if line.count else f"    {line.what}")
             if line.examples:
                 more = line.count - len(line.examples)
                 tail = f" and {more} more" if more > 0 else ""
