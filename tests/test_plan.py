@@ -181,24 +181,33 @@ def truth(warehouse: Path, run_id: str, before: set[tuple[str, str]]) -> dict[st
 PlanAndRun = Callable[[str], tuple[Plan, Any]]
 
 
-@pytest.fixture
-def plan_then_run(published: Path, tmp_path: Path) -> PlanAndRun:
+@pytest.fixture(scope="module")
+def plan_then_run(published: Path, tmp_path_factory: pytest.TempPathFactory) -> PlanAndRun:
+    """Plan each change, then run it, once per module (several tests read each case)."""
+    done: dict[str, tuple[Plan, Any]] = {}
+
     def go(name: str) -> tuple[Plan, Any]:
-        warehouse = copy_state(published, tmp_path / name)
-        request = request_for(tmp_path / name, warehouse, CHANGES[name], NEXT)
-        state_before = digest(warehouse)
-        files_before = sorted(p.name for p in warehouse.parent.rglob("*"))
-        plan = plan_run(request, details=10)
-        assert digest(warehouse) == state_before, "plan changed the published warehouse"
-        assert sorted(p.name for p in warehouse.parent.rglob("*")) == files_before
-        before = program_users(warehouse)
-        try:
-            result = run_pipeline(request)
-        except RemovalGuardError as error:
-            return plan, error
-        return plan, truth(warehouse, result.run_id, before)
+        if name not in done:
+            done[name] = _plan_then_run(published, tmp_path_factory.mktemp(name), name)
+        return done[name]
 
     return go
+
+
+def _plan_then_run(published: Path, base: Path, name: str) -> tuple[Plan, Any]:
+    warehouse = copy_state(published, base / "state")
+    request = request_for(warehouse.parent, warehouse, CHANGES[name], NEXT)
+    state_before = digest(warehouse)
+    files_before = sorted(p.name for p in warehouse.parent.rglob("*"))
+    plan = plan_run(request, details=10)
+    assert digest(warehouse) == state_before, "plan changed the published warehouse"
+    assert sorted(p.name for p in warehouse.parent.rglob("*")) == files_before
+    before = program_users(warehouse)
+    try:
+        result = run_pipeline(request)
+    except RemovalGuardError as error:
+        return plan, error
+    return plan, truth(warehouse, result.run_id, before)
 
 
 @pytest.mark.parametrize("name", ["audience_route", "removed_route", "offset"])
