@@ -32,6 +32,7 @@ What changes between runs (the YAML below is edited per run, the feeds in R2):
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -332,6 +333,29 @@ class Snapshot:
     course_set_user: dict[tuple[str, str, str, str], dict[str, Any]]  # program, path, set, user
     route_user: dict[tuple[str, str, str], dict[str, Any]]  # program, route key, user
     program: dict[str, dict[str, Any]]  # rules.program by id
+    outbox: list[dict[str, Any]]  # notification_outbox after the run
+
+
+# Every trigger of SPEC §6 on every object, to the learner (exception_raised: the admins),
+# with the repository's templates: which events these three runs see, and that each is
+# messaged once however many runs see it.
+TRIGGER_OFFSETS = {
+    "audience_joined": None, "audience_left": None, "program_assigned": None,
+    "program_unassigned": None, "program_due": "{days: 60}", "program_overdue": "{days: 1}",
+    "courseset_due": "{days: 30}", "courseset_overdue": "{days: 1}",
+    "courseset_completed": None, "program_completed": None, "program_followup": "{days: 1}",
+    "exception_raised": None, "certification_window_open": None,
+    "certification_expiring": "{days: 60}", "certification_expired": None,
+}  # fmt: skip
+NOTIFICATIONS_YAML = (
+    "settings:\n  sender: {address: learning@example.com}\n  admins: [lms@example.com]\n"
+    "  max_lateness: {years: 5}\n  per_user_daily_cap: null\nnotifications:\n"
+) + "".join(
+    f"  - {{id: every_{trigger}, trigger: {trigger}, scope: all, "
+    + (f"offset: {offset}, " if offset else "")
+    + f"recipients: [{'admins' if trigger == 'exception_raised' else 'learner'}]}}\n"
+    for trigger, offset in TRIGGER_OFFSETS.items()
+)
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
@@ -361,6 +385,7 @@ def _snapshot(warehouse: Path, run: RunResult) -> Snapshot:
                 for r in _rows(con, "select * from fct_program_assignment_route")
             },
             program={r["program_id"]: r for r in _rows(con, "select * from rules.program")},
+            outbox=_rows(con, "select * from notification_outbox"),
         )
 
 
@@ -385,6 +410,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Snapshot, Snapshot, 
                 "audiences.yaml": AUDIENCES_YAML,
                 "programs.yaml": programs_yaml(run),
                 "certifications.yaml": CERTIFICATIONS_YAML,
+                "notifications.yaml": NOTIFICATIONS_YAML,
                 "two_routes.csv": "useridnumber\nU03\n",
             },
         )
@@ -674,3 +700,51 @@ def test_a_broken_program_keeps_its_assignments_and_the_run_succeeds(
             kept = _user(snapshot, "broken_org", user)
             for column in ("assigned_at", "due_at", "exception_type", "status"):
                 assert kept[column] == row[column], (user, column)
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+def test_every_trigger_is_seen_and_each_event_is_messaged_once(
+    runs: tuple[Snapshot, ...],
+) -> None:
+    final = runs[-1].outbox
+    seen = {row["event_type"] for row in final}
+    assert seen >= set(TRIGGER_OFFSETS) - {"audience_left"}, set(TRIGGER_OFFSETS) - seen
+    # the first run is the go-live: everything it saw is suppressed, nothing is mailed
+    first = {row["message_id"] for row in runs[0].outbox}
+    assert {row["status"] for row in runs[0].outbox} == {"suppressed"}
+    # later runs add messages for new events only; a message, once made, stays
+    for before, after in itertools.pairwise(runs):
+        kept = {row["message_id"]: row["dedupe_key"] for row in before.outbox}
+        now = {row["message_id"]: row["dedupe_key"] for row in after.outbox}
+        assert kept.items() <= now.items()
+        created = [r for r in after.outbox if r["created_run_id"] == after.run.run_id]
+        assert not {r["dedupe_key"] for r in created} & set(kept.values())
+    assert len({(r["dedupe_key"], r["recipient_role"]) for r in final}) == len(final)
+    assert first <= {row["message_id"] for row in final}
+
+
+def test_each_certification_cycle_arms_its_own_messages_once(
+    runs: tuple[Snapshot, ...],
+) -> None:
+    outbox = runs[-1].outbox
+
+    def anchors(user: str, cert: str, event: str) -> list[tuple[Any, int, str]]:
+        return sorted(
+            (r["anchor_at"].replace(tzinfo=None), r["cycle"], r["status"])
+            for r in outbox
+            if (r["user_id"], r["object_id"], r["event_type"]) == (user, cert, event)
+        )
+
+    # U15 recertified on 5 Apr 2014, inside the window: the new cycle's completion is a new
+    # anchor (mailed), the one the go-live saw stays suppressed
+    assert anchors("U15", "safety_cert", "program_completed") == [
+        (D(2013, 4, 15, 10), 0, "suppressed"),
+        (D(2014, 4, 5, 10), 0, "sent"),
+    ]
+    # U14's expiry of 15 Apr 2014 is reminded once, although its window opened (and the
+    # current cycle moved on) between the runs that saw it
+    assert anchors("U14", "renewal_cert", "certification_expiring") == [
+        (D(2014, 4, 15, 10), 1, "suppressed")
+    ]

@@ -17,6 +17,10 @@
     they are relative to (due date, completion, window opening, expiry) and fire at anchor ±
     offset, calendar arithmetic. A later due date or expiry is a new anchor.
 
+    The cycle of a certification event is the number of certifications so far (stable for
+    one expiry: the current cycle number moves on when the window opens, and the expiry
+    reminder must not come again with it).
+
     Only active learners have events: suspended and deleted users get nothing, and their
     managers no copies. A program event needs an active assignment (not future, not an open
     or dismissed exception); exception_raised is the exception itself, for the admins.
@@ -221,12 +225,12 @@ candidates as (
         notifications.notification_id, notifications.trigger, certs.user_id, 'certification',
         certs.certification_id, certs.certification_id,
         {%- if trigger == 'certification_window_open' %}
-        certs.window_opens_at, coalesce(certs.cycle_number, 0),
+        certs.window_opens_at, coalesce(certs.certification_count, 0),
         {{ shift_instant('certs.window_opens_at', *offset, sign=1) }},
         {%- elif trigger == 'certification_expiring' %}
-        certs.expires_at, coalesce(certs.cycle_number, 0), {{ shift_instant('certs.expires_at', *offset, sign=-1) }},
+        certs.expires_at, coalesce(certs.certification_count, 0), {{ shift_instant('certs.expires_at', *offset, sign=-1) }},
         {%- else %}
-        certs.expires_at, coalesce(certs.cycle_number, 0), {{ shift_instant('certs.expires_at', *offset, sign=1) }},
+        certs.expires_at, coalesce(certs.certification_count, 0), {{ shift_instant('certs.expires_at', *offset, sign=1) }},
         {%- endif %}
         null, certs.certified_at, certs.window_opens_at, certs.expires_at, null, null
     from {{ ref('fct_certification_user') }} as certs
