@@ -74,10 +74,30 @@ program_users as (
     semi join active_learners using (user_id)
 ),
 
-{#- an assignment that counts: mail goes out, due dates apply -#}
-live_program_users as (
+{#- an assignment that counts: mail goes out, due dates apply (read by every program
+    branch: computed once) -#}
+live_program_users as materialized (
     select * from program_users
     where status not in ('future', 'exception', 'dismissed')
+),
+
+{#- fct_program_course_set_user is a view over compact progress rows (32M at 1M users):
+    read once, only the rows a course-set trigger can use -#}
+course_sets as materialized (
+    {%- if used | select('in', course_set_triggers) | list %}
+    select
+        sets.program_id, sets.set_id, sets.user_id, sets.status, sets.completed_at,
+        sets.due_at, sets.is_current_group
+    from {{ ref('fct_program_course_set_user') }} as sets
+    semi join live_program_users using (program_id, user_id)
+    where sets.status = 'complete' or (sets.is_current_group and sets.due_at is not null)
+    {%- else %}
+    select
+        null::varchar as program_id, null::varchar as set_id, null::varchar as user_id,
+        null::varchar as status, null::timestamp as completed_at, null::timestamp as due_at,
+        null::boolean as is_current_group
+    where false
+    {%- endif %}
 ),
 
 previous_program_users as (
@@ -203,8 +223,7 @@ candidates as (
         sets.due_at, 0, {{ shift_instant('sets.due_at', *offset, sign=1) }},
         {%- endif %}
         sets.due_at, sets.completed_at, null, null, null, sets.set_id
-    from {{ ref('fct_program_course_set_user') }} as sets
-    semi join live_program_users using (program_id, user_id)
+    from course_sets as sets
     cross join run_context
     inner join notifications on notifications.trigger = '{{ trigger }}'
     {%- if trigger == 'courseset_completed' %}
