@@ -28,6 +28,8 @@ def summary_lines(result: RunResult) -> list[str]:
     lines.extend(_audience_lines(result))
     lines.extend(_program_lines(result))
     lines.extend(_notification_lines(result))
+    if result.reports is not None and result.reports.reports:
+        lines.extend(f"  {line}" for line in result.reports.lines())
     lines.append(f"  dbt: {result.models_built} models built, {result.tests_passed} tests passed")
     if result.stage_seconds:
         timings = ", ".join(f"{k} {v:.1f}s" for k, v in result.stage_seconds.items())
