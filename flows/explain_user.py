@@ -12,6 +12,8 @@ from typing import Any
 
 import duckdb
 
+from flows.warehouse import table_exists
+
 #: how many messages the overview lists (newest first); --json carries the same
 MAX_MESSAGES = 50
 
@@ -68,7 +70,7 @@ def jobs_of(con: duckdb.DuckDBPyConnection, user_id: str) -> list[JobLine]:
 def messages_of(con: duckdb.DuckDBPyConnection, user_id: str) -> list[MessageLine]:
     """Messages about the user (their own and their managers' copies) and to them, newest
     first, each with the reason for its status."""
-    if not _has_outbox(con):
+    if not table_exists(con, "main", "notification_outbox"):
         return []
     cursor = con.execute(
         """
@@ -143,15 +145,6 @@ def _why(row: dict[str, Any]) -> str:
 
 def _iso(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M %Z").strip() if value is not None else "?"
-
-
-def _has_outbox(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'main' and table_name = 'notification_outbox'"
-        ).fetchone()[0]
-    )
 
 
 def render_identity(jobs: list[JobLine], stoppers: list[str]) -> list[str]:

@@ -32,7 +32,7 @@ from flows.notify.settings import SmtpSettings
 from flows.pipeline import RunRequest, RunResult, run_pipeline
 from flows.reports.ledger import report_ledger_path
 from flows.reports.send import send_reports
-from flows.warehouse import WarehousePaths, warehouse_paths
+from flows.warehouse import WarehousePaths, last_published_run, table_exists, warehouse_paths
 
 
 @dataclass
@@ -67,6 +67,7 @@ class Plan:
 def plan_run(request: RunRequest, *, details: int = 0) -> Plan:
     """Run `request` in a scratch copy of its warehouse and describe what it changed."""
     published = warehouse_paths(request.warehouse)
+    last = last_published_run(published)
     with _scratch_copy(published) as scratch:
         scratch_request = replace(
             request, warehouse=scratch.published, send=False, alerts=False, lock_wait_seconds=0
@@ -74,7 +75,7 @@ def plan_run(request: RunRequest, *, details: int = 0) -> Plan:
         result, tripped = _run_through_guard(scratch_request)
         plan = Plan(
             as_of=f"{request.as_of:%Y-%m-%dT%H:%M:%SZ}",
-            published_run_id=_last_run_id(published),
+            published_run_id=last[0] if last else None,
             status="would_succeed" if not tripped else "would_fail",
             message=result.message,
             removal_guard=tripped,
@@ -118,17 +119,6 @@ def _run_through_guard(request: RunRequest) -> tuple[RunResult, list[str]]:
             request = replace(request, allow_mass_removal=frozenset(allowed))
 
 
-def _last_run_id(published: WarehousePaths) -> str | None:
-    if not published.published.exists():
-        return None
-    with duckdb.connect(str(published.published), read_only=True) as con:
-        rows = con.execute(
-            "select run_id from learnops.run_log where status = 'succeeded' "
-            "order by as_of desc, started_at desc limit 1"
-        ).fetchall()
-    return rows[0][0] if rows else None
-
-
 def _import_lines(result: RunResult) -> list[Line]:
     lines = []
     for element in result.summary.elements if result.summary else []:
@@ -160,7 +150,7 @@ def _compare(
         )
         if published.published.exists():
             con.execute("attach ? as old (read_only)", [str(published.published)])
-            if _has(con, "old", "fct_program_user"):
+            if table_exists(con, "main", "fct_program_user", catalog="old"):
                 con.execute(
                     "insert into temp.previous_program_user select program_id, user_id, "
                     "due_at, exception_type from old.main.fct_program_user"
@@ -168,16 +158,6 @@ def _compare(
         plan.audiences = _audience_lines(con, run_id, details)
         plan.programs = _program_lines(con, details)
         plan.notifications = _notification_lines(con, run_id, details)
-
-
-def _has(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_catalog = ? and table_name = ?",
-            [catalog, table],
-        ).fetchone()[0]
-    )
 
 
 def _grouped(

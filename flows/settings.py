@@ -33,13 +33,18 @@ class Settings(BaseSettings):
     @field_validator("site_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown timezone '{value}' (use an IANA name such as Europe/London)"
-            ) from None
-        return value
+        return check_timezone(value)
+
+
+def check_timezone(value: str) -> str:
+    """`value` if it names an IANA timezone, else a ValueError saying what to write."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown timezone '{value}' (use an IANA name such as Europe/London)"
+        ) from None
+    return value
 
 
 def load_settings(**overrides: object) -> Settings:

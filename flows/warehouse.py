@@ -118,16 +118,37 @@ def open_published(paths: WarehousePaths) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(paths.published), read_only=True)
 
 
+@contextlib.contextmanager
+def attached(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> Iterator[None]:
+    """`path` attached read-only as `alias` (our own name, never rule or feed text) for the
+    block, detached after."""
+    con.execute(f"attach ? as {alias} (read_only)", [str(path)])
+    try:
+        yield
+    finally:
+        con.execute(f"detach {alias}")
+
+
+def table_exists(
+    con: duckdb.DuckDBPyConnection, schema: str, table: str, *, catalog: str | None = None
+) -> bool:
+    """Whether `schema.table` exists in `catalog` (default: the connection's own database,
+    not one it attached)."""
+    row = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_catalog = coalesce(?, current_database()) "
+        "and table_schema = ? and table_name = ?",
+        [catalog, schema, table],
+    ).fetchone()
+    return bool(row[0])
+
+
 def last_published_run(paths: WarehousePaths) -> tuple[str, datetime] | None:
     """(run_id, as_of) of the newest succeeded run in the published state, if any."""
     if not paths.published.exists():
         return None
     with open_published(paths) as con:
-        exists = con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'learnops' and table_name = 'run_log'"
-        ).fetchall()[0][0]
-        if not exists:
+        if not table_exists(con, "learnops", "run_log"):
             return None
         row = con.execute(
             "select run_id, as_of from learnops.run_log where status = 'succeeded' "

@@ -55,7 +55,7 @@ from flows.notify.render import (
     make_address,
 )
 from flows.notify.settings import SmtpSecurity, SmtpSettings
-from flows.warehouse import WarehousePaths, open_published
+from flows.warehouse import WarehousePaths, open_published, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -176,11 +176,7 @@ def _select_due(
         return []
     with open_published(paths) as con:
         con.execute("set TimeZone = 'UTC'")
-        exists = con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'main' and table_name = 'notification_outbox'"
-        ).fetchone()[0]
-        if not exists:
+        if not table_exists(con, "main", "notification_outbox"):
             return []
         cursor = con.execute(
             f"select {', '.join(OUTBOX_COLUMNS)} from {OUTBOX_TABLE} "  # noqa: S608 (constants)

@@ -16,16 +16,23 @@ ledger is folded into `notification_outbox` by `apply_ledger`, before every buil
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
-from flows.warehouse import WarehousePaths, open_published, prepare_building_copy, publish
+from flows.warehouse import (
+    WarehousePaths,
+    attached,
+    open_published,
+    prepare_building_copy,
+    publish,
+    table_exists,
+)
 
 LEDGER_FILE = "delivery.duckdb"
 TERMINAL = ("sent", "failed")
@@ -186,19 +193,10 @@ def sent_in_last(paths: WarehousePaths, seconds: float, *, now: datetime | None 
         return len(ledger.sent_in_last(seconds, now=now))
 
 
-def _sql_literal(path: Path) -> str:
-    # ATTACH takes no bound parameters: quote the path as a string literal.
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     parts = table.split(".")
     schema, name = (parts[-2], parts[-1]) if len(parts) >= 2 else ("main", parts[0])
-    row = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, name],
-    ).fetchone()
-    return bool(row[0])
+    return table_exists(con, schema, name)
 
 
 # Predicates shared by the updates and by the read-only count that decides whether a
@@ -243,13 +241,10 @@ def _counts(table: str) -> tuple[str, str]:
     )
 
 
-@contextlib.contextmanager
-def _attached(con: duckdb.DuckDBPyConnection, paths: WarehousePaths) -> Iterator[None]:
-    con.execute(f"attach {_sql_literal(ledger_path(paths))} as learnops_ledger (read_only)")
-    try:
-        yield
-    finally:
-        con.execute("detach learnops_ledger")
+def _attached(
+    con: duckdb.DuckDBPyConnection, paths: WarehousePaths
+) -> AbstractContextManager[None]:
+    return attached(con, ledger_path(paths), "learnops_ledger")
 
 
 def apply_ledger(

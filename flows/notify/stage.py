@@ -14,14 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
-
 from flows.notify.deliver import DeliveryReport, deliver_pending, send_alert, utc_now
 from flows.notify.ledger import release, republish_outbox
 from flows.notify.render import Sender
 from flows.notify.settings import SmtpSettings
 from flows.rules.notifications import TEMPLATES_DIR
-from flows.warehouse import WarehousePaths, open_published, writer_lock
+from flows.warehouse import WarehousePaths, open_published, table_exists, writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +39,7 @@ def published_notification_settings(paths: WarehousePaths) -> NotificationSettin
     if not paths.published.exists():
         return None
     with open_published(paths) as con:
-        if not _has_table(con, "rules", "notification_setting"):
+        if not table_exists(con, "rules", "notification_setting"):
             return None
         row = con.execute(
             "select sender_address, sender_name, reply_to, relay_rate_per_minute, "
@@ -83,7 +81,7 @@ def send_pending(
 def held_message_ids(paths: WarehousePaths, run_id: str | None = None) -> list[str]:
     """Held messages of the published outbox: all of them, or those one run created."""
     with open_published(paths) as con:
-        if not _has_table(con, "main", "notification_outbox"):
+        if not table_exists(con, "main", "notification_outbox"):
             return []
         rows = con.execute(
             "select message_id from main.notification_outbox where status = 'held' "
@@ -127,16 +125,6 @@ def alert(
     except Exception as error:  # an alert must never hide the run's own outcome
         log.error("run alert %s failed: %s", alert_key, error)
         return "failed"
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = ? and table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-    )
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,22 @@ is recorded `pending` and retried by the next send of the same period.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
-from flows.warehouse import WarehousePaths, open_published, prepare_building_copy, publish
+from flows.warehouse import (
+    WarehousePaths,
+    attached,
+    open_published,
+    prepare_building_copy,
+    publish,
+    table_exists,
+)
 
 LEDGER_FILE = "reports.duckdb"
 FINAL = ("sent", "failed", "skipped_empty")
@@ -121,18 +128,10 @@ class ReportLedger:
         self.con.execute("commit")
 
 
-def _literal(path: object) -> str:
-    # ATTACH takes no bound parameters: the path as a quoted string literal
-    return "'" + str(path).replace("'", "''") + "'"
-
-
-@contextlib.contextmanager
-def _attached(con: duckdb.DuckDBPyConnection, paths: WarehousePaths) -> Iterator[None]:
-    con.execute(f"attach {_literal(report_ledger_path(paths))} as report_ledger (read_only)")
-    try:
-        yield
-    finally:
-        con.execute("detach report_ledger")
+def _attached(
+    con: duckdb.DuckDBPyConnection, paths: WarehousePaths
+) -> AbstractContextManager[None]:
+    return attached(con, report_ledger_path(paths), "report_ledger")
 
 
 _FOLD = """
@@ -159,12 +158,7 @@ def _differs(paths: WarehousePaths) -> bool:
     if not report_ledger_path(paths).exists() or not paths.published.exists():
         return False
     with open_published(paths) as con, _attached(con, paths):
-        exists = con.execute(
-            "select count(*) from information_schema.tables where table_catalog = ? "
-            "and table_schema = 'learnops' and table_name = 'report_delivery_log'",
-            [con.execute("select current_database()").fetchone()[0]],
-        ).fetchone()[0]
-        if not exists:
+        if not table_exists(con, "learnops", "report_delivery_log"):
             return True
         cols = ", ".join(COLUMNS)
         (count,) = con.execute(

@@ -34,6 +34,7 @@ from flows.rules.programs import (
 )
 from flows.rules.tables import RULES_SCHEMA, RunClock, known_ids
 from flows.rules.validation import LoadedRules, check_references
+from flows.warehouse import table_exists
 
 PROGRAM_SCHEMA = {
     "program_id": pl.String,
@@ -381,12 +382,7 @@ def snapshot_previous_program_state(con: duckdb.DuckDBPyConnection) -> None:
     """
     for table, (mart, columns) in _PREVIOUS_STATE.items():
         con.execute(f"delete from learnops.{table}")  # noqa: S608
-        exists = con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'main' and table_name = ?",
-            [mart],
-        ).fetchall()[0][0]
-        if exists:
+        if table_exists(con, "main", mart):
             listed = ", ".join(columns)  # ours, not an admin's
             con.execute(
                 f"insert into learnops.{table} ({listed}) select {listed} from main.{mart}"  # noqa: S608

@@ -31,7 +31,6 @@ import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -47,6 +46,7 @@ from pydantic import (
 from flows.rules.audiences import ItemId, Slug
 from flows.rules.loader import load_model, suggest
 from flows.rules.notifications import DisplayName, Email, Sender
+from flows.settings import check_timezone
 
 REPORTS_FILE = "reports.yaml"
 
@@ -86,16 +86,6 @@ def _check_time(value: str) -> str:
     return value
 
 
-def _check_zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown timezone '{value}' (use an IANA name such as Europe/London)"
-        ) from None
-    return value
-
-
 def _check_cron(value: str) -> str:
     from cronsim import CronSim, CronSimError  # the same parser the scheduler uses
 
@@ -112,7 +102,7 @@ Column = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")]
 TimeOfDay = Annotated[
     str, AfterValidator(_check_time), WithJsonSchema({"type": "string", "pattern": _TIME.pattern})
 ]
-Zone = Annotated[str, AfterValidator(_check_zone), WithJsonSchema({"type": "string"})]
+Zone = Annotated[str, AfterValidator(check_timezone), WithJsonSchema({"type": "string"})]
 Weekday = Annotated[
     str, AfterValidator(_check_in(WEEKDAYS, "day")), WithJsonSchema({"enum": list(WEEKDAYS)})
 ]

@@ -38,6 +38,7 @@ from flows.rules.audiences import (
     StaticAudience,
 )
 from flows.rules.validation import LoadedRules, check_references
+from flows.warehouse import table_exists
 
 RULES_SCHEMA = "rules"
 
@@ -499,10 +500,7 @@ def snapshot_previous_membership(con: duckdb.DuckDBPyConnection) -> None:
     The building copy starts as the published file, so `main.fct_audience_membership` still
     holds the previous run's members until dbt rebuilds it; dbt compares against this copy.
     """
-    exists = con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'main' and table_name = 'fct_audience_membership'"
-    ).fetchall()[0][0]
+    exists = table_exists(con, "main", "fct_audience_membership")
     con.execute("delete from learnops.previous_audience_membership")
     if exists:
         con.execute(
