@@ -148,10 +148,19 @@ def start_run(request: RunRequest, paths: WarehousePaths) -> tuple[RunResult, Lo
     with duckdb.connect(str(building)) as con:
         con.execute("delete from learnops.run_context")
         con.execute(
-            "insert into learnops.run_context (run_id, as_of, is_baseline, site_timezone) "
-            "values (?, ?, ?, ?)",
-            # the first run on a warehouse is the go-live: it mails nobody about the past
-            [run_id, request.as_of, request.baseline or last is None, request.site_timezone],
+            "insert into learnops.run_context "
+            "(run_id, as_of, is_baseline, site_timezone, previous_run_id, previous_as_of) "
+            "values (?, ?, ?, ?, ?, ?)",
+            # the first run on a warehouse is the go-live: it mails nobody about the past;
+            # the last published run bounds what the notification models derive
+            [
+                run_id,
+                request.as_of,
+                request.baseline or last is None,
+                request.site_timezone,
+                last[0] if last else None,
+                last[1] if last else None,
+            ],
         )
         con.execute(
             "insert into learnops.run_log (run_id, as_of, started_at, status) "

@@ -44,6 +44,10 @@ create table if not exists learnops.run_context (
 -- `suppressed`, SPEC §6); site_timezone: the zone local days are counted in.
 alter table learnops.run_context add column if not exists is_baseline boolean default false;
 alter table learnops.run_context add column if not exists site_timezone varchar default 'UTC';
+-- previous_run_id / previous_as_of: the last published run (null on the first run). The
+-- notification models derive only what happened in (previous as-of, as-of] from them.
+alter table learnops.run_context add column if not exists previous_run_id varchar;
+alter table learnops.run_context add column if not exists previous_as_of timestamp;
 
 -- Every rejected feed row of every run, with its raw content.
 create table if not exists learnops.import_reject_log (

@@ -211,12 +211,10 @@ def _write(directory: Path, files: dict[str, str]) -> Path:
     return directory
 
 
-def run_once(
-    base: Path, warehouse: Path, run: Run, index: int, *, extra_settings: str = "", **request: Any
-) -> RunResult:
-    completions = "".join(COMPLETIONS[u] for u in run.completions)
-    feeds = _write(
-        base / f"feeds{index}",
+def write_feeds(directory: Path, completions: str) -> Path:
+    """The organisation's feeds with these course_completion.csv rows."""
+    return _write(
+        directory,
         {
             "org.csv": ORG_CSV,
             "user.csv": USER_CSV,
@@ -225,6 +223,13 @@ def run_once(
             "course_completion.csv": "useridnumber,courseidnumber,timecompleted\n" + completions,
         },
     )
+
+
+def run_once(
+    base: Path, warehouse: Path, run: Run, index: int, *, extra_settings: str = "", **request: Any
+) -> RunResult:
+    completions = "".join(COMPLETIONS[u] for u in run.completions)
+    feeds = write_feeds(base / f"feeds{index}", completions)
     rules = _write(
         base / f"rules{index}",
         {

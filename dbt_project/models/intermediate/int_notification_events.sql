@@ -3,13 +3,24 @@
 -- depends_on: {{ ref('fct_audience_membership_event') }}
 -- depends_on: {{ ref('fct_program_course_set_user') }}
 -- depends_on: {{ ref('fct_certification_user') }}
+-- depends_on: {{ ref('stg_rules__notification_settings') }}
 
 {#-
-    Every notification event this run sees (docs/notifications.md, "Events"): one row per
-    (notification, learner, object, anchor, cycle) whose trigger instant is at or before the
-    as-of and whose condition holds now. The same event is seen again by later runs; the
-    outbox keeps the first message made from it (its dedupe key), so this model never needs
-    to know what was sent before.
+    The notification events this run derives (docs/notifications.md, "Events" and
+    "Incremental derivation"): one row per (notification, learner, object, anchor, cycle)
+    whose condition holds now and whose trigger instant is at or before the as-of and
+    inside this run's window (macros/notification_window.sql):
+
+      is_recheck = false  the window: trigger instant in [since, as-of]. Everything before
+                          `since` was derived by an earlier run (or is too late to send);
+                          the go-live baseline has no `since` and derives every event.
+      is_recheck = true   an event of an unsent (pending, held, deferred) timed message of
+                          the last outbox, whatever its trigger instant, that still holds:
+                          the outbox cancels the unsent timed messages that are not here.
+
+    The outbox's dedupe key remains the authority on what was made before: an event in the
+    window may be one an earlier run saw (windows overlap by up to max_lateness, and an
+    offset edit moves trigger instants), and int_notification_messages drops those.
 
     Event triggers are anchored on the event's instant: the as-of of the run that observed an
     audience join or leave or an unassignment, the assignment instant, the completion
@@ -27,6 +38,8 @@
 
     A trigger no enabled notification uses is not derived at all (the course-set view alone
     is 32M rows at 1M users): the list is read from the rule tables when the model runs.
+    The as-of and the window's bound are literals, so DuckDB filters the marts as it scans
+    them and every join after that sees only the window's rows.
 -#}
 
 {%- set used = [] -%}
@@ -36,11 +49,20 @@
     ).rows -%}
     {%- for row in rows -%}{%- do used.append(row[0]) -%}{%- endfor -%}
 {%- endif -%}
-{%- set program_triggers = ['program_assigned', 'program_due', 'program_overdue',
-    'program_completed', 'program_followup', 'exception_raised'] -%}
 {%- set course_set_triggers = ['courseset_due', 'courseset_overdue', 'courseset_completed'] -%}
 {%- set certification_triggers = ['certification_window_open', 'certification_expiring',
     'certification_expired'] -%}
+{%- set timed = ['program_due', 'program_overdue', 'courseset_due', 'courseset_overdue',
+    'program_followup', 'certification_window_open', 'certification_expiring',
+    'certification_expired'] -%}
+
+{%- set window = notification_window() -%}
+{%- set as_of = window.as_of -%}
+{#- the outbox as the last run left it (this model runs before the outbox is rebuilt) -#}
+{%- set outbox = adapter.get_relation(
+    database=this.database, schema='main', identifier='notification_outbox') if execute -%}
+{#- re-checks are needed only when the window leaves events out -#}
+{%- set modes = ['window'] + (['recheck'] if outbox is not none and window.since is not none else []) -%}
 
 {%- set offset = 'notifications.offset_months', 'notifications.offset_seconds' %}
 
@@ -69,35 +91,14 @@ programs as (
 ),
 
 program_users as (
-    select program_users.*
-    from {{ ref('fct_program_user') }} as program_users
-    semi join active_learners using (user_id)
+    select * from {{ ref('fct_program_user') }}
 ),
 
-{#- an assignment that counts: mail goes out, due dates apply (read by every program
-    branch: computed once) -#}
-live_program_users as materialized (
+{#- an assignment that counts: mail goes out, due dates apply. Not materialised: each branch
+    scans it with its own window, so only the window's rows are read further. -#}
+live_program_users as (
     select * from program_users
     where status not in ('future', 'exception', 'dismissed')
-),
-
-{#- fct_program_course_set_user is a view over compact progress rows (32M at 1M users):
-    read once, only the rows a course-set trigger can use -#}
-course_sets as materialized (
-    {%- if used | select('in', course_set_triggers) | list %}
-    select
-        sets.program_id, sets.set_id, sets.user_id, sets.status, sets.completed_at,
-        sets.due_at, sets.is_current_group
-    from {{ ref('fct_program_course_set_user') }} as sets
-    semi join live_program_users using (program_id, user_id)
-    where sets.status = 'complete' or (sets.is_current_group and sets.due_at is not null)
-    {%- else %}
-    select
-        null::varchar as program_id, null::varchar as set_id, null::varchar as user_id,
-        null::varchar as status, null::timestamp as completed_at, null::timestamp as due_at,
-        null::boolean as is_current_group
-    where false
-    {%- endif %}
 ),
 
 previous_program_users as (
@@ -105,9 +106,58 @@ previous_program_users as (
     where status not in ('future', 'exception', 'dismissed')
 ),
 
+{#- (notification, learner, object) of the unsent timed messages: their events are
+    re-checked whatever their trigger instant -#}
+unsent_keys as (
+    {%- if 'recheck' in modes %}
+    select distinct notification_id, user_id, object_id
+    from {{ outbox }}
+    where status in ('pending', 'held', 'deferred')
+        and event_type in ('{{ timed | join("', '") }}')
+    {%- else %}
+    select null::varchar as notification_id, null::varchar as user_id,
+        null::varchar as object_id
+    where false
+    {%- endif %}
+),
+
+{#- fct_program_course_set_user is a view over compact progress rows (32M at 1M users),
+    computed whenever it is read: read twice, each time with a filter DuckDB can push into
+    it (one read with both, or-ed, costs 1.7 times the two). Completions by their instant;
+    the sets a due or overdue reminder can be about (current group, due date, not
+    complete) whatever their date, as the due date is computed in the view. -#}
+{%- set no_sets -%}
+    select
+        null::varchar as program_id, null::varchar as set_id, null::varchar as user_id,
+        null::timestamp as completed_at, null::timestamp as due_at
+    where false
+{%- endset %}
+completed_sets as materialized (
+    {%- if 'courseset_completed' in used %}
+    select sets.program_id, sets.set_id, sets.user_id, sets.completed_at, sets.due_at
+    from {{ ref('fct_program_course_set_user') }} as sets
+    where sets.completed_at <= {{ as_of }}
+        and {{ notification_since('sets.completed_at', window) }}
+    {%- else %}
+    {{ no_sets }}
+    {%- endif %}
+),
+
+due_sets as materialized (
+    {%- if 'courseset_due' in used or 'courseset_overdue' in used %}
+    select sets.program_id, sets.set_id, sets.user_id, sets.completed_at, sets.due_at
+    from {{ ref('fct_program_course_set_user') }} as sets
+    where sets.is_current_group and sets.due_at is not null and sets.completed_at is null
+    {%- else %}
+    {{ no_sets }}
+    {%- endif %}
+),
+
 {#- Each branch: notification_id, event_type, user_id, object_kind, object_id, scope_id (what
-    a scope lists), anchor_at, cycle, trigger_at, then the values templates show. -#}
-candidates as (
+    a scope lists), anchor_at, cycle, trigger_at, the values templates show, is_recheck.
+    `window` branches keep trigger instants >= since; `recheck` branches (timed triggers
+    only) keep the unsent keys instead. -#}
+candidates as materialized (
     select
         null::varchar as notification_id, null::varchar as event_type,
         null::varchar as user_id, null::varchar as object_kind, null::varchar as object_id,
@@ -115,19 +165,27 @@ candidates as (
         null::timestamp as trigger_at, null::timestamp as due_at,
         null::timestamp as completed_at, null::timestamp as window_opens_at,
         null::timestamp as expires_at, null::varchar as exception_type,
-        null::varchar as course_set_id
+        null::varchar as course_set_id, null::boolean as is_recheck,
+        null::boolean as needs_live
     where false
+
+    {%- for mode in modes %}
+    {%- set recheck = mode == 'recheck' %}
+    {#- the window's bound, or none for a re-check -#}
+    {%- set bound = {'since': none} if recheck else window %}
+
+    {%- if not recheck %}
 
     {%- for trigger in ['audience_joined', 'audience_left'] if trigger in used %}
     union all
+    {# already incremental: the events this run recorded #}
     select
         notifications.notification_id, notifications.trigger, events.user_id, 'audience',
         events.audience_id, events.audience_id, events.as_of, 0, events.as_of,
-        null, null, null, null, null, null
+        null, null, null, null, null, null, false, false
     from {{ ref('fct_audience_membership_event') }} as events
     inner join run_context on events.run_id = run_context.run_id
     inner join notifications on notifications.trigger = '{{ trigger }}'
-    semi join active_learners using (user_id)
     where events.event = '{{ trigger.removeprefix("audience_") }}'
     {%- endfor %}
 
@@ -137,65 +195,38 @@ candidates as (
     select
         notifications.notification_id, notifications.trigger, live.user_id, live.kind,
         live.program_id, live.program_id, live.assigned_at, 0, live.assigned_at,
-        live.due_at, null, null, null, null, null
+        live.due_at, null, null, null, null, null, false, false
     from live_program_users as live
     inner join notifications on notifications.trigger = 'program_assigned'
     anti join previous_program_users as previous using (program_id, user_id)
+    where {{ notification_since('live.assigned_at', bound) }}
     {%- endif %}
 
     {%- if 'program_unassigned' in used %}
     union all
+    {# anchored at the as-of: the one branch that compares every assignment #}
     select
         notifications.notification_id, notifications.trigger, previous.user_id,
-        programs.kind, previous.program_id, previous.program_id, run_context.as_of, 0,
-        run_context.as_of, previous.due_at, previous.completed_at, null, null, null, null
+        programs.kind, previous.program_id, previous.program_id, {{ as_of }}, 0,
+        {{ as_of }}, previous.due_at, previous.completed_at, null, null, null, null, false, false
     from previous_program_users as previous
     inner join programs using (program_id)
-    cross join run_context
     inner join notifications on notifications.trigger = 'program_unassigned'
-    semi join active_learners using (user_id)
     anti join program_users as current_users using (program_id, user_id)
     {%- endif %}
 
-    {%- if 'program_due' in used %}
-    union all
-    select
-        notifications.notification_id, notifications.trigger, live.user_id, live.kind,
-        live.program_id, live.program_id, live.due_at, 0, {{ shift_instant('live.due_at', *offset, sign=-1) }},
-        live.due_at, null, null, null, null, null
-    from live_program_users as live
-    cross join run_context
-    inner join notifications on notifications.trigger = 'program_due'
-    where live.status <> 'complete' and live.due_at is not null
-        and run_context.as_of <= live.due_at
-        and {{ shift_instant('live.due_at', *offset, sign=-1) }} <= run_context.as_of
-    {%- endif %}
-
-    {%- if 'program_overdue' in used %}
-    union all
-    select
-        notifications.notification_id, notifications.trigger, live.user_id, live.kind,
-        live.program_id, live.program_id, live.due_at, 0, {{ shift_instant('live.due_at', *offset, sign=1) }},
-        live.due_at, null, null, null, null, null
-    from live_program_users as live
-    cross join run_context
-    inner join notifications on notifications.trigger = 'program_overdue'
-    where live.status <> 'complete' and live.due_at is not null
-        and {{ shift_instant('live.due_at', *offset, sign=1) }} <= run_context.as_of
-    {%- endif %}
-
-    {%- for trigger in ['program_completed', 'program_followup'] if trigger in used %}
+    {%- for trigger in ['program_completed'] if trigger in used %}
     union all
     select
         notifications.notification_id, notifications.trigger, live.user_id, live.kind,
         live.program_id, live.program_id, live.completed_at, 0,
         {{ shift_instant('live.completed_at', *offset, sign=1) }}, live.due_at, live.completed_at,
-        null, null, null, null
+        null, null, null, null, false, false
     from live_program_users as live
-    cross join run_context
     inner join notifications on notifications.trigger = '{{ trigger }}'
     where live.status = 'complete'
-        and {{ shift_instant('live.completed_at', *offset, sign=1) }} <= run_context.as_of
+        and {{ shift_instant('live.completed_at', *offset, sign=1) }} <= {{ as_of }}
+        and {{ notification_since(shift_instant('live.completed_at', *offset, sign=1), bound) }}
     {%- endfor %}
 
     {%- if 'exception_raised' in used %}
@@ -204,110 +235,180 @@ candidates as (
         notifications.notification_id, notifications.trigger, program_users.user_id,
         program_users.kind, program_users.program_id, program_users.program_id,
         program_users.exception_raised_at, 0, program_users.exception_raised_at,
-        program_users.due_at, null, null, null, program_users.exception_type, null
+        program_users.due_at, null, null, null, program_users.exception_type, null, false, false
     from program_users
     inner join notifications on notifications.trigger = 'exception_raised'
     where program_users.status = 'exception' and program_users.exception_raised_at is not null
+        and {{ notification_since('program_users.exception_raised_at', bound) }}
     {%- endif %}
 
-    {%- for trigger in course_set_triggers if trigger in used %}
+    {%- if 'courseset_completed' in used %}
     union all
     select
         notifications.notification_id, notifications.trigger, sets.user_id, 'course_set',
         sets.program_id || '/' || sets.set_id, sets.program_id,
-        {%- if trigger == 'courseset_completed' %}
         sets.completed_at, 0, sets.completed_at,
-        {%- elif trigger == 'courseset_due' %}
-        sets.due_at, 0, {{ shift_instant('sets.due_at', *offset, sign=-1) }},
-        {%- else %}
-        sets.due_at, 0, {{ shift_instant('sets.due_at', *offset, sign=1) }},
-        {%- endif %}
-        sets.due_at, sets.completed_at, null, null, null, sets.set_id
-    from course_sets as sets
-    cross join run_context
-    inner join notifications on notifications.trigger = '{{ trigger }}'
-    {%- if trigger == 'courseset_completed' %}
-    where sets.status = 'complete' and sets.completed_at <= run_context.as_of
-    {%- elif trigger == 'courseset_due' %}
-    where sets.status <> 'complete' and sets.is_current_group and sets.due_at is not null
-        and run_context.as_of <= sets.due_at
-        and {{ shift_instant('sets.due_at', *offset, sign=-1) }} <= run_context.as_of
-    {%- else %}
-    where sets.status <> 'complete' and sets.is_current_group and sets.due_at is not null
-        and {{ shift_instant('sets.due_at', *offset, sign=1) }} <= run_context.as_of
+        sets.due_at, sets.completed_at, null, null, null, sets.set_id, false, true
+    from completed_sets as sets
+    inner join notifications on notifications.trigger = 'courseset_completed'
     {%- endif %}
+
+    {%- endif %}
+
+    {#- timed triggers: both modes -#}
+
+    {#- trigger: (instant, sign of the offset, condition, completed_at shown) -#}
+    {%- set program_timed = {
+        'program_due': ('live.due_at', -1,
+            "live.status <> 'complete' and live.due_at is not null and " ~ as_of ~ " <= live.due_at",
+            'null'),
+        'program_overdue': ('live.due_at', 1,
+            "live.status <> 'complete' and live.due_at is not null", 'null'),
+        'program_followup': ('live.completed_at', 1, "live.status = 'complete'",
+            'live.completed_at'),
+    } %}
+    {%- for trigger, spec in program_timed.items() if trigger in used %}
+    {%- set instant, sign, condition, completed = spec %}
+    {%- set trigger_at = shift_instant(instant, *offset, sign=sign) %}
+    union all
+    select
+        notifications.notification_id, notifications.trigger, live.user_id, live.kind,
+        live.program_id, live.program_id, {{ instant }}, 0, {{ trigger_at }},
+        live.due_at, {{ completed }}, null, null, null, null, {{ recheck }}, false
+    from live_program_users as live
+    inner join notifications on notifications.trigger = '{{ trigger }}'
+    {%- if recheck %}
+    {{ notification_recheck_join('live.user_id', 'live.program_id') }}
+    {%- endif %}
+    where {{ condition }}
+        and {{ trigger_at }} <= {{ as_of }}
+        and {{ notification_since(trigger_at, bound) }}
+    {%- endfor %}
+
+    {%- for trigger in ['courseset_due', 'courseset_overdue'] if trigger in used %}
+    {%- set sign = -1 if trigger == 'courseset_due' else 1 %}
+    union all
+    select
+        notifications.notification_id, notifications.trigger, sets.user_id, 'course_set',
+        sets.program_id || '/' || sets.set_id, sets.program_id,
+        sets.due_at, 0, {{ shift_instant('sets.due_at', *offset, sign=sign) }},
+        sets.due_at, sets.completed_at, null, null, null, sets.set_id, {{ recheck }}, true
+    from due_sets as sets
+    inner join notifications on notifications.trigger = '{{ trigger }}'
+    {%- if recheck %}
+    {{ notification_recheck_join('sets.user_id', "sets.program_id || '/' || sets.set_id") }}
+    {%- endif %}
+    where true
+        {%- if trigger == 'courseset_due' %}
+        and {{ as_of }} <= sets.due_at
+        {%- endif %}
+        and {{ shift_instant('sets.due_at', *offset, sign=sign) }} <= {{ as_of }}
+        and {{ notification_since(shift_instant('sets.due_at', *offset, sign=sign), bound) }}
     {%- endfor %}
 
     {%- for trigger in certification_triggers if trigger in used %}
+    {%- set instant = 'certs.window_opens_at' if trigger == 'certification_window_open'
+        else 'certs.expires_at' %}
+    {%- set sign = -1 if trigger == 'certification_expiring' else 1 %}
     union all
     select
         notifications.notification_id, notifications.trigger, certs.user_id, 'certification',
         certs.certification_id, certs.certification_id,
-        {%- if trigger == 'certification_window_open' %}
-        certs.window_opens_at, coalesce(certs.certification_count, 0),
-        {{ shift_instant('certs.window_opens_at', *offset, sign=1) }},
-        {%- elif trigger == 'certification_expiring' %}
-        certs.expires_at, coalesce(certs.certification_count, 0), {{ shift_instant('certs.expires_at', *offset, sign=-1) }},
-        {%- else %}
-        certs.expires_at, coalesce(certs.certification_count, 0), {{ shift_instant('certs.expires_at', *offset, sign=1) }},
-        {%- endif %}
-        null, certs.certified_at, certs.window_opens_at, certs.expires_at, null, null
+        {{ instant }}, coalesce(certs.certification_count, 0),
+        {{ shift_instant(instant, *offset, sign=sign) }},
+        null, certs.certified_at, certs.window_opens_at, certs.expires_at, null, null,
+        {{ recheck }}, true
     from {{ ref('fct_certification_user') }} as certs
-    semi join live_program_users as live
-        on live.program_id = certs.certification_id and live.user_id = certs.user_id
-    cross join run_context
     inner join notifications on notifications.trigger = '{{ trigger }}'
-    {%- if trigger == 'certification_window_open' %}
-    where certs.state = 'window_open' and certs.window_opens_at is not null
-        and {{ shift_instant('certs.window_opens_at', *offset, sign=1) }} <= run_context.as_of
-    {%- elif trigger == 'certification_expiring' %}
-    where certs.state in ('certified', 'window_open') and certs.expires_at is not null
-        and run_context.as_of <= certs.expires_at
-        and {{ shift_instant('certs.expires_at', *offset, sign=-1) }} <= run_context.as_of
-    {%- else %}
-    where certs.state = 'expired' and certs.expires_at is not null
-        and {{ shift_instant('certs.expires_at', *offset, sign=1) }} <= run_context.as_of
+    {%- if recheck %}
+    {{ notification_recheck_join('certs.user_id', 'certs.certification_id') }}
     {%- endif %}
+    where {{ instant }} is not null
+        {%- if trigger == 'certification_window_open' %}
+        and certs.state = 'window_open'
+        {%- elif trigger == 'certification_expiring' %}
+        and certs.state in ('certified', 'window_open') and {{ as_of }} <= certs.expires_at
+        {%- else %}
+        and certs.state = 'expired'
+        {%- endif %}
+        and {{ shift_instant(instant, *offset, sign=sign) }} <= {{ as_of }}
+        and {{ notification_since(shift_instant(instant, *offset, sign=sign), bound) }}
+    {%- endfor %}
+
     {%- endfor %}
 ),
 
-in_scope as (
-    select candidates.*
+{#- only active learners, and for course-set and certification triggers a live assignment
+    (program rows carry their own status): checked on the window's rows only -#}
+live_candidates as (
+    select candidates.* exclude (needs_live)
     from candidates
+    semi join active_learners using (user_id)
+    where not candidates.needs_live
+
+    union all
+    select candidates.* exclude (needs_live)
+    from candidates
+    semi join active_learners using (user_id)
+    semi join live_program_users as live
+        on live.program_id = candidates.scope_id and live.user_id = candidates.user_id
+    where candidates.needs_live
+),
+
+in_scope as (
+    select live_candidates.*
+    from live_candidates
     inner join notifications using (notification_id)
     where notifications.scope_kind = 'all'
         or exists (
             select 1 from scopes
-            where scopes.notification_id = candidates.notification_id
-                and scopes.object_id = candidates.scope_id
+            where scopes.notification_id = live_candidates.notification_id
+                and scopes.object_id = live_candidates.scope_id
         )
+),
+
+keyed as (
+    select
+        *,
+        concat_ws('|', notification_id, user_id, object_id,
+            strftime(anchor_at, '%Y-%m-%dT%H:%M:%SZ'), cycle::varchar) as dedupe_key
+    from in_scope
+),
+
+{#- an unsent event that is also in the window once, as a window row -#}
+distinct_events as (
+    select * from keyed where not is_recheck
+    union all
+    select * from keyed as rechecked
+    where rechecked.is_recheck
+        and rechecked.dedupe_key not in (select dedupe_key from keyed where not is_recheck)
 ),
 
 final as (
     select
-        in_scope.notification_id,
-        in_scope.event_type,
-        in_scope.user_id,
-        in_scope.object_kind,
-        in_scope.object_id,
-        in_scope.anchor_at,
-        in_scope.cycle,
-        in_scope.trigger_at,
-        concat_ws('|', in_scope.notification_id, in_scope.user_id, in_scope.object_id,
-            strftime(in_scope.anchor_at, '%Y-%m-%dT%H:%M:%SZ'), in_scope.cycle::varchar)
-            as dedupe_key,
-        coalesce(audiences.name, programs.name, in_scope.scope_id) as object_name,
-        in_scope.course_set_id,
-        in_scope.due_at,
-        in_scope.completed_at,
-        in_scope.window_opens_at,
-        in_scope.expires_at,
-        in_scope.exception_type
-    from in_scope
+        events.notification_id,
+        events.event_type,
+        events.user_id,
+        events.object_kind,
+        events.object_id,
+        events.anchor_at,
+        events.cycle,
+        events.trigger_at,
+        events.dedupe_key,
+        {{ notification_key_hash('events.dedupe_key') }} as dedupe_hash,
+        events.is_recheck,
+        coalesce(audiences.name, programs.name, events.scope_id) as object_name,
+        events.course_set_id,
+        events.due_at,
+        events.completed_at,
+        events.window_opens_at,
+        events.expires_at,
+        events.exception_type
+    from distinct_events as events
     left join {{ ref('dim_audience') }} as audiences
-        on in_scope.object_kind = 'audience' and audiences.audience_id = in_scope.scope_id
+        on events.object_kind = 'audience' and audiences.audience_id = events.scope_id
     left join programs
-        on in_scope.object_kind <> 'audience' and programs.program_id = in_scope.scope_id
+        on events.object_kind <> 'audience' and programs.program_id = events.scope_id
 )
 
 select * from final

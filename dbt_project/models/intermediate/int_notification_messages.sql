@@ -1,7 +1,7 @@
 {{ config(materialized='table') }}
 
 {#-
-    One row per event of this run and recipient (docs/notifications.md): the learner, every
+    One row per new event of this run and recipient (docs/notifications.md): the learner, every
     direct manager of every job of the learner (one copy each however many jobs they share),
     the file's admins, the notification's fixed addresses. message_id is derived from the
     event's dedupe key and the recipient, so the outbox can tell a message it already holds.
@@ -13,9 +13,12 @@
     must be active and not stopped; a manager without an address is recorded the same way.
 -#}
 
-{#- the outbox as the last run left it (this model runs before the outbox is rebuilt) -#}
+{#- the outbox as the last run left it (this model runs before the outbox is rebuilt);
+    one built before dedupe_hash existed gives its keys' digests on the fly, once -#}
 {%- set outbox = adapter.get_relation(
     database=this.database, schema='main', identifier='notification_outbox') if execute -%}
+{%- set outbox_has_hash = outbox is not none
+    and 'dedupe_hash' in (adapter.get_columns_in_relation(outbox) | map(attribute='name') | list) -%}
 
 with
 
@@ -27,14 +30,22 @@ settings as (
     select * from {{ ref('stg_rules__notification_settings') }}
 ),
 
-{#- Only events the outbox has not seen: a (notification, learner, object, anchor, cycle) is
-    messaged once, so the recipients and the context of an old event are never rebuilt. -#}
+{#- Only the window's events the outbox has not seen: a (notification, learner, object,
+    anchor, cycle) is messaged once, so the recipients and the context of an old event are
+    never rebuilt. Compared on the keys' 127-bit digests: a 16-byte column scans in a
+    fraction of the time of the keys' text (4M rows at 100k users). Re-checked events are
+    the outbox's own and only tell the outbox what still holds. -#}
 events as (
     select events.*
     from {{ ref('int_notification_events') }} as events
-    {%- if outbox is not none %}
-    anti join (select distinct dedupe_key from {{ outbox }}) as seen using (dedupe_key)
+    {%- if outbox_has_hash %}
+    anti join (select dedupe_hash from {{ outbox }}) as seen using (dedupe_hash)
+    {%- elif outbox is not none %}
+    anti join (
+        select distinct {{ notification_key_hash('dedupe_key') }} as dedupe_hash from {{ outbox }}
+    ) as seen using (dedupe_hash)
     {%- endif %}
+    where not events.is_recheck
 ),
 
 {#- Whether a message of the event could go out: only those get a context (the go-live
@@ -158,6 +169,7 @@ final as (
             coalesce(recipients.recipient_email, recipients.recipient_user_id))), 32)
             as message_id,
         events.dedupe_key,
+        events.dedupe_hash,
         events.notification_id,
         events.event_type,
         events.user_id,

@@ -1,9 +1,17 @@
+{#- Rows replaced by a run are unsent ones it cancels (new rows are new message ids): the
+    predicate keeps the delete from comparing every message id of the outbox. The
+    post-hook fills dedupe_hash in rows made before the column existed (once). -#}
 {{
     config(
         materialized='incremental',
         unique_key='message_id',
         incremental_strategy='delete+insert',
+        incremental_predicates=["status in ('pending', 'held', 'deferred')"],
         on_schema_change='append_new_columns',
+        post_hook=[
+            "update {{ this }} set dedupe_hash = "
+            ~ notification_key_hash('dedupe_key') ~ " where dedupe_hash is null",
+        ],
     )
 }}
 
@@ -34,6 +42,7 @@
     'program_followup', 'certification_window_open', 'certification_expiring',
     'certification_expired'] -%}
 {%- set sendable = "('pending', 'held', 'deferred')" -%}
+{%- set recent = "timezone('UTC', " ~ run_as_of() ~ " - interval 2 day)" -%}
 
 with
 
@@ -62,6 +71,8 @@ active_learners as (
     where status = 'active'
 ),
 
+{#- the outbox as the last run left it: each use below reads only the columns and the
+    rows it needs (unsent rows, recent rows), never the whole history -#}
 existing as (
     {%- if is_incremental() %}
     select * from {{ this }}
@@ -88,10 +99,11 @@ new_messages as (
                 then 'skipped_late'
             else 'pending'
         end as first_status
+    {# int_notification_messages holds only events the outbox has not seen, so every
+       message id is new (the unique test on message_id guards it) #}
     from messages
     cross join run_context
     left join settings on true
-    anti join existing using (message_id)
 ),
 
 {#- manager copies of this run folded into one mail per manager (two or more only) -#}
@@ -166,9 +178,17 @@ queued as (
             ) - 1 as queue_position
     from to_send
     left join (
-        {#- slots already taken today and on later days: sent or still to send -#}
+        {#- slots already taken today and on later days: sent or still to send. A local day
+            starts at most 38 h before the as-of (UTC-14 to UTC+14 and a day): the literal
+            bounds let the scan skip older rows (only deferred ones have a not_before) -#}
         select existing.recipient_email, count(*) as slots
-        from existing
+        from (
+            select recipient_email, status, not_before, created_at from existing
+            where not_before is null and created_at >= {{ recent }}
+            union all
+            select recipient_email, status, not_before, created_at from existing
+            where not_before >= {{ recent }}
+        ) as existing
         cross join run_context
         where existing.status in ('pending', 'held', 'deferred', 'sent', 'failed')
             and timezone(run_context.site_timezone, coalesce(existing.not_before, existing.created_at))::date
@@ -223,6 +243,9 @@ created as (
     select
         new_rows.message_id,
         new_rows.dedupe_key,
+        {#- a digest's key is made here -#}
+        coalesce(new_rows.dedupe_hash, {{ notification_key_hash('new_rows.dedupe_key') }})
+            as dedupe_hash,
         new_rows.notification_id,
         new_rows.event_type,
         new_rows.user_id,

@@ -9,7 +9,9 @@ renamed as (
         run_id,
         as_of,
         coalesce(is_baseline, false) as is_baseline,
-        coalesce(site_timezone, 'UTC') as site_timezone
+        coalesce(site_timezone, 'UTC') as site_timezone,
+        previous_run_id,
+        previous_as_of
     from source
 )
 
