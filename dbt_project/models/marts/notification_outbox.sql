@@ -71,18 +71,31 @@ active_learners as (
     where status = 'active'
 ),
 
-{#- the outbox as the last run left it: each use below reads only the columns and the
-    rows it needs (unsent rows, recent rows), never the whole history -#}
-existing as (
+{#- The outbox as the last run left it, in the two parts a run reads, each a scan with its
+    own filter (a CTE read twice would be materialised with the filters of both): the unsent
+    rows, which it may cancel, and the rows of the last two days, which the daily cap
+    counts (a local day starts at most 38 h before the as-of, UTC-14 to UTC+14 and a day;
+    only deferred rows have a not_before). Never the whole history. -#}
+unsent as (
     {%- if is_incremental() %}
     select * from {{ this }}
+    where status in {{ sendable }}
+    {%- else %}
+    select null::varchar as message_id where false
+    {%- endif %}
+),
+
+recent_rows as (
+    {%- if is_incremental() %}
+    select recipient_email, status, not_before, created_at from {{ this }}
+    where not_before is null and created_at >= {{ recent }}
+    union all
+    select recipient_email, status, not_before, created_at from {{ this }}
+    where not_before >= {{ recent }}
     {%- else %}
     select
-        null::varchar as message_id, null::varchar as dedupe_key,
-        null::varchar as event_type, null::varchar as user_id,
-        null::varchar as recipient_role, null::varchar as recipient_email,
-        null::varchar as status, null::timestamptz as not_before,
-        null::timestamptz as created_at
+        null::varchar as recipient_email, null::varchar as status,
+        null::timestamptz as not_before, null::timestamptz as created_at
     where false
     {%- endif %}
 ),
@@ -178,17 +191,9 @@ queued as (
             ) - 1 as queue_position
     from to_send
     left join (
-        {#- slots already taken today and on later days: sent or still to send. A local day
-            starts at most 38 h before the as-of (UTC-14 to UTC+14 and a day): the literal
-            bounds let the scan skip older rows (only deferred ones have a not_before) -#}
+        {#- slots already taken today and on later days: sent or still to send -#}
         select existing.recipient_email, count(*) as slots
-        from (
-            select recipient_email, status, not_before, created_at from existing
-            where not_before is null and created_at >= {{ recent }}
-            union all
-            select recipient_email, status, not_before, created_at from existing
-            where not_before >= {{ recent }}
-        ) as existing
+        from recent_rows as existing
         cross join run_context
         where existing.status in ('pending', 'held', 'deferred', 'sent', 'failed')
             and timezone(run_context.site_timezone, coalesce(existing.not_before, existing.created_at))::date
@@ -277,9 +282,8 @@ created as (
 {%- if is_incremental() %}
 cancelled as (
     select existing.* replace ('cancelled' as status)
-    from existing
-    where existing.status in {{ sendable }}
-        and existing.event_type <> 'digest'
+    from unsent as existing
+    where existing.event_type <> 'digest'
         and (
             (existing.event_type in ('{{ timed | join("', '") }}')
                 and existing.dedupe_key not in (select dedupe_key from events))
