@@ -15,8 +15,9 @@
                           `since` was derived by an earlier run (or is too late to send);
                           the go-live baseline has no `since` and derives every event.
       is_recheck = true   an event of an unsent (pending, held, deferred) timed message of
-                          the last outbox, whatever its trigger instant, that still holds:
-                          the outbox cancels the unsent timed messages that are not here.
+                          the last outbox with its trigger instant before the window (the
+                          window has the others) that still holds: the outbox cancels the
+                          unsent timed messages that are not here.
 
     The outbox's dedupe key remains the authority on what was made before: an event in the
     window may be one an earlier run saw (windows overlap by up to max_lateness, and an
@@ -171,8 +172,6 @@ candidates as materialized (
 
     {%- for mode in modes %}
     {%- set recheck = mode == 'recheck' %}
-    {#- the window's bound, or none for a re-check -#}
-    {%- set bound = {'since': none} if recheck else window %}
 
     {%- if not recheck %}
 
@@ -199,7 +198,7 @@ candidates as materialized (
     from live_program_users as live
     inner join notifications on notifications.trigger = 'program_assigned'
     anti join previous_program_users as previous using (program_id, user_id)
-    where {{ notification_since('live.assigned_at', bound) }}
+    where {{ notification_since('live.assigned_at', window) }}
     {%- endif %}
 
     {%- if 'program_unassigned' in used %}
@@ -226,7 +225,7 @@ candidates as materialized (
     inner join notifications on notifications.trigger = '{{ trigger }}'
     where live.status = 'complete'
         and {{ shift_instant('live.completed_at', *offset, sign=1) }} <= {{ as_of }}
-        and {{ notification_since(shift_instant('live.completed_at', *offset, sign=1), bound) }}
+        and {{ notification_since(shift_instant('live.completed_at', *offset, sign=1), window) }}
     {%- endfor %}
 
     {%- if 'exception_raised' in used %}
@@ -239,7 +238,7 @@ candidates as materialized (
     from program_users
     inner join notifications on notifications.trigger = 'exception_raised'
     where program_users.status = 'exception' and program_users.exception_raised_at is not null
-        and {{ notification_since('program_users.exception_raised_at', bound) }}
+        and {{ notification_since('program_users.exception_raised_at', window) }}
     {%- endif %}
 
     {%- if 'courseset_completed' in used %}
@@ -282,7 +281,7 @@ candidates as materialized (
     {%- endif %}
     where {{ condition }}
         and {{ trigger_at }} <= {{ as_of }}
-        and {{ notification_since(trigger_at, bound) }}
+        and {{ notification_since(trigger_at, window, before=recheck) }}
     {%- endfor %}
 
     {%- for trigger in ['courseset_due', 'courseset_overdue'] if trigger in used %}
@@ -303,7 +302,7 @@ candidates as materialized (
         and {{ as_of }} <= sets.due_at
         {%- endif %}
         and {{ shift_instant('sets.due_at', *offset, sign=sign) }} <= {{ as_of }}
-        and {{ notification_since(shift_instant('sets.due_at', *offset, sign=sign), bound) }}
+        and {{ notification_since(shift_instant('sets.due_at', *offset, sign=sign), window, before=recheck) }}
     {%- endfor %}
 
     {%- for trigger in certification_triggers if trigger in used %}
@@ -332,7 +331,7 @@ candidates as materialized (
         and certs.state = 'expired'
         {%- endif %}
         and {{ shift_instant(instant, *offset, sign=sign) }} <= {{ as_of }}
-        and {{ notification_since(shift_instant(instant, *offset, sign=sign), bound) }}
+        and {{ notification_since(shift_instant(instant, *offset, sign=sign), window, before=recheck) }}
     {%- endfor %}
 
     {%- endfor %}
@@ -375,15 +374,6 @@ keyed as (
     from in_scope
 ),
 
-{#- an unsent event that is also in the window once, as a window row -#}
-distinct_events as (
-    select * from keyed where not is_recheck
-    union all
-    select * from keyed as rechecked
-    where rechecked.is_recheck
-        and rechecked.dedupe_key not in (select dedupe_key from keyed where not is_recheck)
-),
-
 final as (
     select
         events.notification_id,
@@ -404,7 +394,7 @@ final as (
         events.window_opens_at,
         events.expires_at,
         events.exception_type
-    from distinct_events as events
+    from keyed as events
     left join {{ ref('dim_audience') }} as audiences
         on events.object_kind = 'audience' and audiences.audience_id = events.scope_id
     left join programs
