@@ -305,7 +305,8 @@ course_paths as (
 ),
 
 -- materialised first: joined to learner_keys on the user alone, every completion would
--- meet each of the user's certifications
+-- meet each of the user's certifications. Only the completions of users with a window
+-- (a semi join, before each completion meets every path listing its course)
 path_completions as materialized (
     select
         completions.user_id,
@@ -314,6 +315,7 @@ path_completions as materialized (
         course_paths.course_key,
         completions.completed_at
     from {{ completions_relation }} as completions
+    semi join learner_keys on learner_keys.user_id = completions.user_id
     inner join course_keys on course_keys.course_id = completions.course_id
     inner join course_paths on course_paths.course_key = course_keys.course_key
     where completions.completed_at <= {{ as_of }}

@@ -40,6 +40,10 @@ route_dues as (
     select * from {{ ref('fct_program_assignment_route') }}
 ),
 
+routes as (
+    select * from {{ ref('stg_rules__program_routes') }}
+),
+
 progress as (
     {{ course_set_compact_learners(ref('int_program_course_sets_evaluated')) }}
 ),
@@ -56,21 +60,37 @@ resolutions as (
     select * from {{ ref('stg_rules__program_exception_resolutions') }}
 ),
 
+-- each route's rank by key within its program (1 = the smallest key)
+route_ranks as (
+    select
+        program_id,
+        route_key,
+        row_number() over (partition by program_id order by route_key) as route_rank
+    from routes
+),
+
 -- ---------------------------------------------------------------- per learner
 learner_routes as (
     select
-        program_id,
-        user_id,
-        min(assigned_at) as assigned_at,
-        max(due_at) as latest_route_due_at,
-        -- the route with the latest due date; ties: the smallest key
-        arg_min(route_key, {'due': -epoch_us(due_at), 'key': route_key})
-            filter (where due_at is not null) as latest_due_route_key,
-        bool_and(is_future) as is_future,
-        bool_or(is_base_missing) as has_missing_due_base,
+        route_dues.program_id,
+        route_dues.user_id,
+        min(route_dues.assigned_at) as assigned_at,
+        max(route_dues.due_at) as latest_route_due_at,
+        -- the route with the latest due date; ties: the smallest key. One number orders
+        -- both (the due date's microseconds, then the rank; far cheaper than a struct)
+        arg_min(
+            route_dues.route_key,
+            -epoch_us(route_dues.due_at)::hugeint * 1000000 + route_ranks.route_rank
+        ) filter (where route_dues.due_at is not null) as latest_due_route_key,
+        bool_and(route_dues.is_future) as is_future,
+        bool_or(route_dues.is_base_missing) as has_missing_due_base,
         count(*) as route_count
     from route_dues
-    group by program_id, user_id
+    inner join route_ranks
+        on
+            route_ranks.program_id = route_dues.program_id
+            and route_ranks.route_key = route_dues.route_key
+    group by route_dues.program_id, route_dues.user_id
 ),
 
 learner_progress as (

@@ -187,13 +187,23 @@ listed_selections as (
 ),
 
 -- ---------------------------------------------------------------- all routes
+-- a user can reach a hierarchy or manager route more than once (through several jobs or
+-- items): those are made distinct. An audience's members and a route's targets are each
+-- listed once, and routes of different kinds never share a key: no distinct needed there
 selections as (
-    select * from hierarchy_selections
-    union
+    select distinct *
+    from (
+        select * from hierarchy_selections
+        union all
+        select * from manager_selections
+    )
+
+    union all
+
     select * from audience_selections
-    union
-    select * from manager_selections
-    union
+
+    union all
+
     select * from listed_selections
 ),
 
