@@ -56,11 +56,8 @@ progress as (
     {{ course_set_compact_learners(ref('int_program_course_sets_evaluated')) }}
 ),
 
--- numbered once (materialised): each base below is at most one row per number, so the
--- bases join back on one integer instead of three text columns
 route_user_rules as materialized (
     select
-        row_number() over () as route_user_number,
         route_users.program_id,
         route_users.route_key,
         route_users.user_id,
@@ -87,7 +84,7 @@ relative_route_users as (
 
 -- ---------------------------------------------------------------- bases, one kind each
 first_access_bases as (
-    select r.route_user_number, users.first_access_at as base_at
+    select r.program_id, r.route_key, r.user_id, users.first_access_at as base_at
     from relative_route_users as r
     inner join users on users.user_id = r.user_id
     cross join run_context
@@ -96,17 +93,17 @@ first_access_bases as (
 ),
 
 assignment_bases as (
-    select r.route_user_number, r.assigned_at as base_at
+    select r.program_id, r.route_key, r.user_id, r.assigned_at as base_at
     from relative_route_users as r
     where r.due_base = 'assignment'
 ),
 
 job_start_bases as (
-    select r.route_user_number, max(jobs.start_date)::timestamp as base_at
+    select r.program_id, r.route_key, r.user_id, max(jobs.start_date)::timestamp as base_at
     from relative_route_users as r
     inner join jobs on jobs.user_id = r.user_id
     where r.due_base = 'job_start' and jobs.start_date is not null
-    group by r.route_user_number
+    group by r.program_id, r.route_key, r.user_id
 ),
 
 -- position_assigned: the versions of each live job now in a referenced position; a stint
@@ -159,7 +156,7 @@ position_assigned_at as (
 ),
 
 position_assigned_bases as (
-    select r.route_user_number, position_assigned_at.assigned_at as base_at
+    select r.program_id, r.route_key, r.user_id, position_assigned_at.assigned_at as base_at
     from relative_route_users as r
     inner join position_assigned_at
         on
@@ -169,17 +166,17 @@ position_assigned_bases as (
 ),
 
 course_completion_bases as (
-    select r.route_user_number, max(completions.completed_at) as base_at
+    select r.program_id, r.route_key, r.user_id, max(completions.completed_at) as base_at
     from relative_route_users as r
     inner join completions
         on completions.user_id = r.user_id and completions.course_id = r.due_base_ref
     cross join run_context
     where r.due_base = 'course_completion' and completions.completed_at <= run_context.as_of
-    group by r.route_user_number
+    group by r.program_id, r.route_key, r.user_id
 ),
 
 program_completion_bases as (
-    select r.route_user_number, progress.path_completed_at as base_at
+    select r.program_id, r.route_key, r.user_id, progress.path_completed_at as base_at
     from relative_route_users as r
     inner join progress
         on progress.program_id = r.due_base_ref and progress.user_id = r.user_id
@@ -188,7 +185,9 @@ program_completion_bases as (
 
 custom_field_bases as (
     select
-        r.route_user_number,
+        r.program_id,
+        r.route_key,
+        r.user_id,
         try_cast(fields.field_value as date)::timestamp as base_at
     from relative_route_users as r
     inner join user_custom_fields as fields
@@ -234,7 +233,11 @@ route_dues as (
             as is_base_missing,
         r.is_kept
     from route_user_rules as r
-    left join bases on bases.route_user_number = r.route_user_number
+    left join bases
+        on
+            bases.program_id = r.program_id
+            and bases.route_key = r.route_key
+            and bases.user_id = r.user_id
 ),
 
 final as (

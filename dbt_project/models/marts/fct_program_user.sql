@@ -45,22 +45,8 @@ certification_path_summaries as (
 ),
 
 -- the path the status shows: the primary path for programs, the current one for
--- certifications. Only certification learners can meet the certification tables, so
--- programs' learners (most rows) skip those joins
+-- certifications
 learner_paths as (
-    select
-        assignments.*,
-        false as is_on_certification_path,
-        null::varchar as certification_state,
-        null::timestamp as certified_at,
-        null::timestamp as expires_at,
-        null::boolean as certification_has_course_completion,
-        null::integer as certification_current_group_number
-    from assignments
-    where assignments.kind <> 'certification'
-
-    union all
-
     select
         assignments.*,
         certification_learners.user_id is not null as is_on_certification_path,
@@ -78,7 +64,6 @@ learner_paths as (
         on
             certification_path_summaries.program_id = assignments.program_id
             and certification_path_summaries.user_id = assignments.user_id
-    where assignments.kind = 'certification'
 ),
 
 progress as (
