@@ -41,6 +41,7 @@ from typing import Any
 
 import duckdb
 
+from flows import audience_sets
 from flows.explain_user import (
     JobLine,
     MessageLine,
@@ -73,6 +74,7 @@ REQUIRED_TABLES = (
     ("rules", "audience_node"),
     ("rules", "audience_node_value"),
     ("intermediate", "int_audience_leaf_sets"),
+    ("intermediate", "int_audience_user_keys"),
     ("main", "fct_audience_membership"),
 )
 MAX_LISTED = 8  # values shown per leaf before "and N more"
@@ -477,15 +479,17 @@ def leaf_sets_containing(
     con: duckdb.DuckDBPyConnection, user_id: str, audience_ids: Sequence[str]
 ) -> set[int]:
     """Ids of the leaves of these audiences whose stored set holds the user."""
-    return set(
-        _scalars(
-            con,
-            "select s.node_id from intermediate.int_audience_leaf_sets as s "
-            "inner join rules.audience_node as n on n.node_id = s.node_id "
-            "where s.user_id = ? and list_contains(?, n.audience_id)",
-            [user_id, list(audience_ids)],
-        )
+    keys = _scalars(
+        con, "select user_key from intermediate.int_audience_user_keys where user_id = ?", [user_id]
     )
+    if not keys:
+        return set()
+    rows = con.execute(
+        "select node_id, user_set from intermediate.int_audience_leaf_sets "
+        "where list_contains(?, audience_id)",
+        [list(audience_ids)],
+    ).fetchall()
+    return {node_id for node_id, blob in rows if audience_sets.blob_contains(blob, keys[0])}
 
 
 def memberships_of(con: duckdb.DuckDBPyConnection, user_id: str) -> dict[str, datetime | None]:

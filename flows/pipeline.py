@@ -38,7 +38,6 @@ from flows.rules.tables import (
     RulesLoadSummary,
     RunClock,
     load_rule_tables,
-    snapshot_previous_membership,
 )
 from flows.rules.validation import LoadedRules, validate_rules
 from flows.warehouse import (
@@ -199,14 +198,13 @@ def rules_stage(
 
     An audience whose reference no longer resolves is marked broken (it keeps its members)
     and the run goes on; so is a program or certification (it keeps its state). The last
-    published membership and program state are kept aside for dbt to compare, and the
+    published program state is kept aside for dbt to compare, and the
     delivery ledger is folded into the outbox the build appends to.
     """
     clock = RunClock(as_of=request.as_of, site_timezone=request.site_timezone)
     with duckdb.connect(str(paths.building)) as con:
         # the audience tables' broken list names audiences only; programs come next
         loaded = load_rule_tables(con, rules.without_program_references(), clock, result.run_id)
-        snapshot_previous_membership(con)
         result.programs = load_program_tables(con, rules, clock, result.run_id)
         snapshot_previous_program_state(con)
         load_notification_tables(con, rules)

@@ -92,13 +92,6 @@ create table if not exists learnops.report_delivery_log (
     last_error       varchar
 );
 
--- The last published audience membership, copied before each build for dbt to compare.
-create table if not exists learnops.previous_audience_membership (
-    audience_id  varchar not null,
-    user_id      varchar not null,
-    joined_at    timestamp not null
-);
-
 -- Content-addressed archive of every input file, per run that read it.
 create table if not exists learnops.archive_file (
     run_id      varchar not null,

@@ -38,7 +38,6 @@ from flows.rules.audiences import (
     StaticAudience,
 )
 from flows.rules.validation import LoadedRules, check_references
-from flows.warehouse import table_exists
 
 RULES_SCHEMA = "rules"
 
@@ -492,18 +491,3 @@ def write_rule_tables(con: duckdb.DuckDBPyConnection, tables: RuleTables) -> Non
         con.execute(f"insert into {RULES_SCHEMA}.{name} by name select * from rule_rows")  # noqa: S608
         con.unregister("rule_rows")
     con.execute("commit")
-
-
-def snapshot_previous_membership(con: duckdb.DuckDBPyConnection) -> None:
-    """Copy the last published membership to `learnops.previous_audience_membership`.
-
-    The building copy starts as the published file, so `main.fct_audience_membership` still
-    holds the previous run's members until dbt rebuilds it; dbt compares against this copy.
-    """
-    exists = table_exists(con, "main", "fct_audience_membership")
-    con.execute("delete from learnops.previous_audience_membership")
-    if exists:
-        con.execute(
-            "insert into learnops.previous_audience_membership "
-            "select audience_id, user_id, joined_at from main.fct_audience_membership"
-        )

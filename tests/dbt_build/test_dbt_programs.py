@@ -26,7 +26,6 @@ import pytest
 
 from flows.build import BuildResult, build_warehouse
 from flows.rules.program_tables import snapshot_previous_program_state
-from flows.rules.tables import snapshot_previous_membership
 from flows.state_schema import ensure_state_schema
 
 RUN_1 = dt.datetime(2026, 1, 31, 12)
@@ -629,7 +628,6 @@ def _write_rules(con: duckdb.DuckDBPyConnection, run: int) -> None:
 def _copy_previous_state(con: duckdb.DuckDBPyConnection) -> None:
     """What the flow does before a build: the published state becomes 'previous'."""
     snapshot_previous_program_state(con)
-    snapshot_previous_membership(con)
 
 
 # --------------------------------------------------------------------------- builds

@@ -13,7 +13,6 @@ from flows.rules.tables import (
     RunClock,
     build_rule_tables,
     load_rule_tables,
-    snapshot_previous_membership,
 )
 from flows.rules.validation import validate_rules
 from flows.state_schema import ensure_state_schema
@@ -232,17 +231,3 @@ def test_a_reference_that_breaks_is_reported_on_the_run_that_broke_it(tmp_path: 
     ]
 
 
-def test_previous_membership_is_empty_on_a_new_warehouse_and_copied_after() -> None:
-    con = _warehouse_with([])
-    snapshot_previous_membership(con)
-    assert con.execute("select count(*) from learnops.previous_audience_membership").fetchall() == [
-        (0,)
-    ]
-    con.execute(
-        "create table main.fct_audience_membership as "
-        "select 'a' as audience_id, 'U1' as user_id, timestamp '2026-01-01' as joined_at"
-    )
-    snapshot_previous_membership(con)
-    assert con.execute("select * from learnops.previous_audience_membership").fetchall() == [
-        ("a", "U1", datetime(2026, 1, 1))
-    ]

@@ -4,14 +4,10 @@ audiences as (
     select * from {{ ref('stg_rules__audiences') }}
 ),
 
-memberships as (
-    select * from {{ ref('fct_audience_membership') }}
-),
-
+-- counted from the sets, not by scanning fct_audience_membership
 member_counts as (
-    select audience_id, count(*) as member_count
-    from memberships
-    group by audience_id
+    select audience_id, user_count as member_count
+    from {{ ref('int_audience_member_sets') }}
 ),
 
 final as (

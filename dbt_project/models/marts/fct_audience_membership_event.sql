@@ -3,6 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='append_new_columns',
+        full_refresh=false,
     )
 }}
 
@@ -14,8 +15,8 @@
 
 with
 
-evaluated as (
-    select * from {{ ref('int_audience_memberships_evaluated') }}
+changes as (
+    select * from {{ ref('int_audience_membership_changes') }}
 ),
 
 run_context as (
@@ -24,14 +25,13 @@ run_context as (
 
 final as (
     select
-        evaluated.audience_id,
-        evaluated.user_id,
-        case when evaluated.is_member then 'joined' else 'left' end as event,
+        changes.audience_id,
+        changes.user_id,
+        changes.event,
         run_context.run_id,
         run_context.as_of
-    from evaluated
+    from changes
     cross join run_context
-    where evaluated.is_member <> evaluated.was_member
 )
 
 select * from final

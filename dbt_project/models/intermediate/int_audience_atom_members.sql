@@ -1,25 +1,34 @@
-{{ config(materialized='table') }}
-
 {#-
-    The stored set of every leaf of every audience rule tree (docs/audiences.md, "Leaf
-    semantics"), all audiences at once: one row per (leaf node, user) in the set. A leaf
-    holds for a user when the user is in its set, or - for a complement leaf - when they are
-    not. member_of / not_member_of leaves are evaluated stage by stage in
-    int_audience_memberships_evaluated, not here.
-
-    Rule values arrive as rows of stg_rules__audience_node_values and are only ever joined
-    or compared: nothing an admin writes becomes SQL text.
+    The users of every atom of int_audience_leaf_atoms: one row per (atom, user key), with
+    repeats allowed (a user with two matching jobs appears twice; the bitsets absorb it).
+    Only the subjects some leaf reads are looked at, and every atom is computed once however
+    many leaves share it.
 -#}
 
 with
 
+atoms as (
+    select distinct
+        atom_id, atom_kind, leaf_kind, field_name, is_custom_field, atom_value, include_children
+    from {{ ref('int_audience_leaf_atoms') }}
+),
+
+leaf_atoms as (
+    select * from {{ ref('int_audience_leaf_atoms') }}
+),
+
 leaves as (
-    select * from {{ ref('stg_rules__audience_nodes') }}
-    where node_type = 'leaf'
+    select nodes.*
+    from {{ ref('stg_rules__audience_nodes') }} as nodes
+    semi join leaf_atoms on leaf_atoms.node_id = nodes.node_id
 ),
 
 leaf_values as (
     select * from {{ ref('stg_rules__audience_node_values') }}
+),
+
+user_keys as (
+    select * from {{ ref('int_audience_user_keys') }}
 ),
 
 users as (
@@ -165,26 +174,79 @@ text_subjects as (
     inner join position_custom_fields as f on f.position_id = jobs.position_id
 ),
 
+-- only the (kind, field) pairs some leaf reads, and only non-empty values
 present_text_subjects as (
-    select * from text_subjects
-    where value_lower <> ''
+    select text_subjects.*
+    from text_subjects
+    semi join leaves
+        on
+            leaves.leaf_kind = text_subjects.leaf_kind
+            and coalesce(leaves.field_name, '') = text_subjects.field_name
+            and leaves.is_custom_field = text_subjects.is_custom_field
+    where text_subjects.value_lower <> ''
 ),
 
+-- ---------------------------------------------------------------- shared atoms
+value_members as (
+    select atoms.atom_id, subjects.user_id
+    from atoms
+    inner join present_text_subjects as subjects
+        on
+            subjects.leaf_kind = atoms.leaf_kind
+            and subjects.field_name = atoms.field_name
+            and subjects.is_custom_field = atoms.is_custom_field
+            and subjects.value_lower = atoms.atom_value
+    where atoms.atom_kind = 'value'
+),
+
+-- at least one live job in the item (or anywhere below it, with include_children)
+subtree_members as (
+    select atoms.atom_id, jobs.user_id
+    from atoms
+    inner join organisation_ancestry as ancestry
+        on
+            ancestry.ancestor_id = atoms.atom_value
+            and (atoms.include_children or ancestry.depth_below = 0)
+    inner join jobs on jobs.organisation_id = ancestry.descendant_id
+    where atoms.atom_kind = 'subtree' and atoms.leaf_kind = 'organisation'
+
+    union all
+
+    select atoms.atom_id, jobs.user_id
+    from atoms
+    inner join position_ancestry as ancestry
+        on
+            ancestry.ancestor_id = atoms.atom_value
+            and (atoms.include_children or ancestry.depth_below = 0)
+    inner join jobs on jobs.position_id = ancestry.descendant_id
+    where atoms.atom_kind = 'subtree' and atoms.leaf_kind = 'position'
+),
+
+direct_report_members as (
+    select atoms.atom_id, management.manager_user_id as user_id
+    from atoms
+    cross join management
+    where atoms.atom_kind = 'direct_reports' and management.depth = 1
+),
+
+-- ---------------------------------------------------------------- per-leaf atoms
 text_leaves as (
     select
-        node_id,
-        leaf_kind,
-        coalesce(field_name, '') as field_name,
-        is_custom_field,
-        match_operator,
-        is_complement
+        leaves.node_id,
+        leaves.leaf_kind,
+        coalesce(leaves.field_name, '') as field_name,
+        leaves.is_custom_field,
+        leaves.match_operator,
+        leaves.is_complement
     from leaves
-    where match_operator in ('equals', 'contains', 'starts_with', 'ends_with', 'not_empty')
+    inner join leaf_atoms on leaf_atoms.node_id = leaves.node_id
+    where
+        leaf_atoms.atom_kind = 'leaf'
+        and leaves.match_operator in ('equals', 'contains', 'starts_with', 'ends_with', 'not_empty')
 ),
 
 -- (leaf, subject) pairs whose value matches the positive twin of the leaf's operator.
 -- Equality is a hash join on the value; the pattern operators join on the field only.
--- (values are distinct per leaf after lower-casing: flows/rules/tables.py)
 text_equal_matches as (
     select
         text_leaves.node_id,
@@ -251,18 +313,16 @@ text_matches as (
 ),
 
 user_text_sets as (
-    select distinct node_id, user_id
+    select node_id, user_id
     from text_matches
     where leaf_kind = 'user_field'
 ),
 
--- ---------------------------------------------------------------- job item leaves
 -- A job "has an item" for a kind when it has an organisation (organisation_*), a position
 -- (position_*); every job has a title. Positive operator: users with a matching job.
 -- Negative operator: the leaf holds for users with a job whose item does not match, stored
 -- as the complement: users with no job that has an item, plus users all of whose such jobs
 -- match.
-
 item_kinds as (
     select * from (
         values
@@ -272,6 +332,12 @@ item_kinds as (
         ('position_type', 'position'),
         ('position_custom_field', 'position')
     ) as kinds (leaf_kind, item)
+),
+
+job_item_leaves as (
+    select text_leaves.*, item_kinds.item
+    from text_leaves
+    inner join item_kinds on item_kinds.leaf_kind = text_leaves.leaf_kind
 ),
 
 user_item_jobs as (
@@ -293,14 +359,8 @@ users_without_item as (
         on user_item_jobs.user_id = users.user_id and user_item_jobs.item = items.item
 ),
 
-job_item_leaves as (
-    select text_leaves.*, item_kinds.item
-    from text_leaves
-    inner join item_kinds on item_kinds.leaf_kind = text_leaves.leaf_kind
-),
-
 job_positive_sets as (
-    select distinct matches.node_id, matches.user_id
+    select matches.node_id, matches.user_id
     from text_matches as matches
     inner join job_item_leaves on job_item_leaves.node_id = matches.node_id
     where not job_item_leaves.is_complement
@@ -334,99 +394,8 @@ job_complement_sets as (
     where job_item_leaves.is_complement
 ),
 
--- ---------------------------------------------------------------- dates
--- Every date a date leaf can test, one row per (user, field, value): instants (access) are
--- compared with the instant bounds, calendar dates (jobs, custom dates) with the date
--- bounds; a user with two jobs has two job start dates, and either may match.
-date_subjects as (
-    select 'first_access' as field_name, false as is_custom_field, user_id,
-        first_access_at as value_at, null::date as value_date
-    from users
-    where first_access_at is not null
-
-    union all
-
-    select 'last_access', false, user_id, last_access_at, null
-    from users
-    where last_access_at is not null
-
-    union all
-
-    select 'job_start_date', false, user_id, null, start_date
-    from jobs
-    where start_date is not null
-
-    union all
-
-    select 'job_end_date', false, user_id, null, end_date
-    from jobs
-    where end_date is not null
-
-    union all
-
-    select field_name, true, user_id, null, try_cast(field_value as date)
-    from user_custom_fields
-    where try_cast(field_value as date) is not null
-),
-
-date_sets as (
-    select distinct date_leaves.node_id, date_subjects.user_id
-    from leaves as date_leaves
-    inner join date_subjects
-        on
-            date_subjects.field_name = date_leaves.field_name
-            and date_subjects.is_custom_field = date_leaves.is_custom_field
-    where
-        date_leaves.leaf_kind = 'date_field'
-        -- one boolean per kind of value (see course_counts for why not plain comparisons)
-        and coalesce(date_subjects.value_at >= date_leaves.lower_at, true)
-        and coalesce(date_subjects.value_at <= date_leaves.upper_at, true)
-        and coalesce(date_subjects.value_date >= date_leaves.lower_date, true)
-        and coalesce(date_subjects.value_date <= date_leaves.upper_date, true)
-),
-
--- ---------------------------------------------------------------- hierarchies
--- At least one live job in the chosen items (or anywhere below them with include_children).
-hierarchy_sets as (
-    select distinct leaves.node_id, jobs.user_id
-    from leaves
-    inner join leaf_values on leaf_values.node_id = leaves.node_id
-    inner join organisation_ancestry as ancestry
-        on
-            ancestry.ancestor_id = leaf_values.value
-            and (leaves.include_children or ancestry.depth_below = 0)
-    inner join jobs on jobs.organisation_id = ancestry.descendant_id
-    where leaves.leaf_kind = 'organisation'
-
-    union all
-
-    select distinct leaves.node_id, jobs.user_id
-    from leaves
-    inner join leaf_values on leaf_values.node_id = leaves.node_id
-    inner join position_ancestry as ancestry
-        on
-            ancestry.ancestor_id = leaf_values.value
-            and (leaves.include_children or ancestry.depth_below = 0)
-    inner join jobs on jobs.position_id = ancestry.descendant_id
-    where leaves.leaf_kind = 'position'
-),
-
--- ---------------------------------------------------------------- management
-direct_managers as (
-    select distinct manager_user_id as user_id
-    from management
-    where depth = 1
-),
-
-management_sets as (
-    select leaves.node_id, direct_managers.user_id
-    from leaves
-    cross join direct_managers
-    where leaves.leaf_kind = 'has_direct_reports'
-
-    union all
-
-    select distinct leaves.node_id, management.report_user_id
+reports_to_sets as (
+    select leaves.node_id, management.report_user_id as user_id
     from leaves
     inner join leaf_values on leaf_values.node_id = leaves.node_id
     inner join management
@@ -434,48 +403,6 @@ management_sets as (
             management.manager_user_id = leaf_values.value
             and (not leaves.direct_only or management.depth = 1)
     where leaves.leaf_kind = 'reports_to'
-),
-
--- ---------------------------------------------------------------- learning
--- A listed course counts when one of the user's completions of it lies in the leaf's
--- bounds (upper bound at most the as-of, set by the flow); all = every listed course
--- counts, any = at least one (not_all and none are their complements).
-course_leaves as (
-    select
-        leaves.node_id,
-        leaves.match_operator,
-        leaves.value_count,
-        leaves.lower_at,
-        leaves.upper_at,
-        leaf_values.value as course_id
-    from leaves
-    inner join leaf_values on leaf_values.node_id = leaves.node_id
-    where leaves.leaf_kind = 'course_completion'
-),
-
-course_counts as (
-    select
-        course_leaves.node_id,
-        completions.user_id,
-        course_leaves.match_operator,
-        course_leaves.value_count,
-        count(distinct completions.course_id) as courses_counted
-    from course_leaves
-    inner join completions on completions.course_id = course_leaves.course_id
-    -- the bounds as one boolean, not two comparisons: DuckDB would otherwise plan a range
-    -- join of every completion with every leaf before the equality (10x slower)
-    where coalesce(
-        completions.completed_at >= course_leaves.lower_at
-        and completions.completed_at <= course_leaves.upper_at,
-        completions.completed_at <= course_leaves.upper_at
-    )
-    group by all
-),
-
-course_sets as (
-    select node_id, user_id
-    from course_counts
-    where match_operator = 'any' or courses_counted = value_count
 ),
 
 -- Program completion in an audience rule is the completion of the program's content, from
@@ -532,6 +459,8 @@ program_counts as (
     from program_leaves
     inner join program_content_completions as done
         on done.program_id = program_leaves.program_id
+    -- the bounds as one boolean, not two comparisons: DuckDB would otherwise plan a range
+    -- join before the equality (10x slower)
     where coalesce(
         done.completed_at >= program_leaves.lower_at
         and done.completed_at <= program_leaves.upper_at,
@@ -549,7 +478,7 @@ program_sets_of_leaves as (
 -- Certification state is read from the last published run: certifications are assigned
 -- through audiences too, so this run's state cannot be an input of this run's audiences.
 certification_state_sets as (
-    select distinct leaves.node_id, previous.user_id
+    select leaves.node_id, previous.user_id
     from leaves
     inner join leaf_values on leaf_values.node_id = leaves.node_id
     inner join previous_certification_users as previous
@@ -559,30 +488,40 @@ certification_state_sets as (
         and list_contains(leaves.certification_states, previous.state)
 ),
 
-learning_sets as (
-    select * from course_sets
-    union all
-    select * from program_sets_of_leaves
-    union all
-    select * from certification_state_sets
-),
-
--- Each family is distinct per (node, user) and every leaf belongs to one family, so the
--- families are concatenated, never de-duplicated again.
-final as (
+leaf_sets as (
     select * from user_text_sets
     union all
     select * from job_positive_sets
     union all
     select * from job_complement_sets
     union all
-    select * from date_sets
+    select * from reports_to_sets
     union all
-    select * from hierarchy_sets
+    select * from program_sets_of_leaves
     union all
-    select * from management_sets
+    select * from certification_state_sets
+),
+
+leaf_members as (
+    select leaf_atoms.atom_id, leaf_sets.user_id
+    from leaf_sets
+    inner join leaf_atoms on leaf_atoms.node_id = leaf_sets.node_id
+),
+
+all_members as (
+    select * from value_members
     union all
-    select * from learning_sets
+    select * from subtree_members
+    union all
+    select * from direct_report_members
+    union all
+    select * from leaf_members
+),
+
+final as (
+    select all_members.atom_id, user_keys.user_key
+    from all_members
+    inner join user_keys on user_keys.user_id = all_members.user_id
 )
 
 select * from final

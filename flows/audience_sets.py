@@ -1,0 +1,554 @@
+"""Audience evaluation on bitsets: every set of users is one bit per user (docs/audiences.md).
+
+The dbt Python models `int_audience_leaf_sets`, `int_audience_member_sets` and
+`int_audience_membership_changes` call the functions here. Users are numbered by the stable
+`user_key` of `int_audience_user_keys` (a key is never reused or renumbered), so a set is a
+`uint64` array of ``words_for(key_count)`` words where bit ``k`` says whether user ``k`` is in
+it. At 1M users a set is 125 KB and an `and` / `or` / `not` of two sets takes microseconds,
+whatever their sizes: a rule tree of any shape folds in time proportional to its nodes, and
+broad leaves (a country, "completed in the last five years") cost no more than narrow ones.
+
+SQL (`int_audience_leaf_atoms`, `int_audience_atom_members`) finds the users of each *atom*,
+a set several leaves can share (users whose country is "uk", users with a job in an
+organisation's subtree); dates and course completions are range look-ups on sorted arrays
+here. Stored sets use the compact encoding of `encode`.
+"""
+
+# The f-strings below only splice relation names this module registered (see `register`),
+# never rule or feed text: values travel as rows.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from flows.warehouse import table_exists
+
+WORD_BITS = 64
+_ONE = np.uint64(1)
+_DENSE, _SPARSE = b"D", b"S"  # encoding tags: raw words, or sorted uint32 keys
+
+DATE_INSTANT_FIELDS = frozenset({"first_access", "last_access"})  # the rest are calendar dates
+COMPLEMENT_KINDS = frozenset({"not_member_of"})
+MEMBERSHIP_KINDS = frozenset({"member_of", "not_member_of"})
+
+
+# ---------------------------------------------------------------------------------- bitsets
+
+
+def words_for(key_count: int) -> int:
+    """Words of a bitset over ``key_count`` users (at least one)."""
+    return max(1, -(-key_count // WORD_BITS))
+
+
+def empty(words: int) -> np.ndarray:
+    """The empty set."""
+    return np.zeros(words, dtype=np.uint64)
+
+
+def from_keys(keys: np.ndarray, words: int) -> np.ndarray:
+    """The set of these user keys (any order, repeats allowed)."""
+    flags = np.zeros(words * WORD_BITS, dtype=bool)
+    flags[keys] = True
+    return np.packbits(flags, bitorder="little").view(np.uint64)
+
+
+def to_keys(bits: np.ndarray) -> np.ndarray:
+    """The user keys of a set, ascending."""
+    return np.flatnonzero(np.unpackbits(bits.view(np.uint8), bitorder="little"))
+
+
+def size(bits: np.ndarray) -> int:
+    """How many users the set holds."""
+    return int(np.bitwise_count(bits).sum())
+
+
+def resized(bits: np.ndarray, words: int) -> np.ndarray:
+    """The same set over ``words`` words: sets stored by an earlier run may be shorter."""
+    if len(bits) == words:
+        return bits
+    out = empty(words)
+    out[: min(words, len(bits))] = bits[:words]
+    return out
+
+
+def encode(bits: np.ndarray) -> bytes:
+    """Stored form: sorted uint32 keys when that is smaller than the raw words."""
+    count = size(bits)
+    if count * 4 < len(bits) * 8:
+        return _SPARSE + to_keys(bits).astype("<u4").tobytes()
+    return _DENSE + bits.astype("<u8").tobytes()
+
+
+def decode(blob: bytes | None, words: int) -> np.ndarray:
+    """The set a stored blob holds, over ``words`` words (``None`` is the empty set)."""
+    if not blob:
+        return empty(words)
+    payload = memoryview(blob)[1:]
+    if blob[:1] == _SPARSE:
+        keys = np.frombuffer(payload, dtype="<u4").astype(np.int64)
+        return from_keys(keys[keys < words * WORD_BITS], words)
+    return resized(np.frombuffer(payload, dtype="<u8").astype(np.uint64), words)
+
+
+def blob_contains(blob: bytes | None, key: int) -> bool:
+    """Whether a stored set holds user ``key``, without decoding the whole set."""
+    if not blob or key < 0:
+        return False
+    payload = memoryview(blob)[1:]
+    if blob[:1] == _SPARSE:
+        keys = np.frombuffer(payload, dtype="<u4")
+        at = int(np.searchsorted(keys, key))
+        return at < len(keys) and int(keys[at]) == key
+    word, bit = divmod(key, WORD_BITS)
+    if word * 8 >= len(payload):
+        return False
+    value = int.from_bytes(payload[word * 8 : word * 8 + 8], "little")
+    return bool(value >> bit & 1)
+
+
+def sets_from_pairs(
+    groups: np.ndarray, keys: np.ndarray, group_count: int, words: int
+) -> np.ndarray:
+    """One set per group from (group, user key) pairs: a ``group_count`` × ``words`` matrix."""
+    matrix = np.zeros(group_count * words, dtype=np.uint64)
+    if len(keys):
+        slots = groups.astype(np.int64) * words + (keys >> 6)
+        np.bitwise_or.at(matrix, slots, np.left_shift(_ONE, (keys & 63).astype(np.uint64)))
+    return matrix.reshape(group_count, words)
+
+
+# ---------------------------------------------------------------------------------- reading
+
+
+def _columns(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> dict:
+    """A query's result as numpy arrays by column name."""
+    return con.execute(sql, list(params)).fetchnumpy()
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[dict]:
+    cursor = con.execute(sql, list(params))
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def key_count(con: duckdb.DuckDBPyConnection, user_keys: str) -> int:
+    """Users ever numbered: the size every set of this run is built over."""
+    (count,) = con.execute(f"select coalesce(max(user_key) + 1, 0) from {user_keys}").fetchone()
+    return int(count)
+
+
+def register(relations: Mapping[str, duckdb.DuckDBPyRelation], prefix: str) -> dict[str, str]:
+    """Give each dbt relation a temporary view name the queries here can use."""
+    names = {}
+    for key, relation in relations.items():
+        names[key] = f"{prefix}__{key}"
+        relation.create_view(names[key], replace=True)
+    return names
+
+
+def previous_member_sets(
+    con: duckdb.DuckDBPyConnection, schema: str, table: str, user_keys: str
+) -> str | None:
+    """The relation holding the last published members as sets, if there is one.
+
+    Normally the member-sets table itself, as the last published run left it. A warehouse
+    built before the sets existed has only `main.fct_audience_membership`: its rows are
+    turned into sets once, here.
+    """
+    if table_exists(con, schema, table):
+        return f'"{schema}"."{table}"'
+    if not table_exists(con, "main", "fct_audience_membership"):
+        return None
+    words = words_for(key_count(con, user_keys))
+    rows = _columns(
+        con,
+        f"select m.audience_id, k.user_key from main.fct_audience_membership as m "
+        f"inner join {user_keys} as k using (user_id) order by m.audience_id",
+    )
+    ids, keys = rows["audience_id"], rows["user_key"].astype(np.int64)
+    sets = []
+    start = 0
+    for stop in [*(np.flatnonzero(ids[1:] != ids[:-1]) + 1).tolist(), len(ids)]:
+        if stop > start:
+            sets.append((str(ids[start]), encode(from_keys(keys[start:stop], words))))
+        start = stop
+    con.register(
+        "previous_member_sets_from_facts",
+        pa.table(
+            {
+                "audience_id": pa.array([a for a, _ in sets], pa.string()),
+                "user_set": pa.array([b for _, b in sets], pa.binary()),
+            }
+        ),
+    )
+    return "previous_member_sets_from_facts"
+
+
+# ---------------------------------------------------------------------------------- leaves
+
+
+@dataclass(frozen=True)
+class LeafInputs:
+    """Names of the relations (views registered by the dbt model) the leaf sets read."""
+
+    nodes: str
+    leaf_atoms: str
+    atom_members: str
+    date_leaves: str
+    date_subjects: str
+    course_leaves: str
+    course_completions: str
+    user_keys: str
+
+
+def _range_keys(
+    values: np.ndarray, keys: np.ndarray, lower: int | None, upper: int | None
+) -> np.ndarray:
+    """Keys whose value (``values`` ascending) lies in [lower, upper]; None is unbounded."""
+    start = 0 if lower is None else int(np.searchsorted(values, lower, side="left"))
+    stop = len(values) if upper is None else int(np.searchsorted(values, upper, side="right"))
+    return keys[start:stop].astype(np.int64)
+
+
+def _group_slices(groups: np.ndarray) -> dict[int, tuple[int, int]]:
+    """group -> (start, stop) of its run in an array sorted by group."""
+    if not len(groups):
+        return {}
+    edges = np.flatnonzero(np.diff(groups)) + 1
+    starts = np.concatenate(([0], edges))
+    stops = np.concatenate((edges, [len(groups)]))
+    return {int(groups[a]): (int(a), int(b)) for a, b in zip(starts, stops, strict=True)}
+
+
+def _nullable(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def evaluate_leaf_sets(con: duckdb.DuckDBPyConnection, inputs: LeafInputs) -> pa.Table:
+    """The stored set of every leaf except member_of / not_member_of, one row per leaf.
+
+    Atom leaves are the union of their atoms' sets; a date leaf holds the users with a value
+    in its bounds; a course leaf the users for whom every (`all`) or some (`any`) listed
+    course has a completion in its bounds. Columns: node_id, audience_id, user_count,
+    user_set (see `encode`).
+    """
+    words = words_for(key_count(con, inputs.user_keys))
+    leaves = _rows(
+        con,
+        f"select node_id, audience_id, leaf_kind from {inputs.nodes} "
+        "where node_type = 'leaf' and leaf_kind not in ('member_of', 'not_member_of') "
+        "order by node_id",
+    )
+    sets: dict[int, np.ndarray] = {}
+    sets.update(_atom_leaf_sets(con, inputs, words))
+    sets.update(_date_leaf_sets(con, inputs, words))
+    sets.update(_course_leaf_sets(con, inputs, words))
+    blank = empty(words)
+    stored = [sets.get(leaf["node_id"], blank) for leaf in leaves]
+    return pa.table(
+        {
+            "node_id": pa.array([leaf["node_id"] for leaf in leaves], pa.int64()),
+            "audience_id": pa.array([leaf["audience_id"] for leaf in leaves], pa.string()),
+            "user_count": pa.array([size(bits) for bits in stored], pa.int64()),
+            "user_set": pa.array([encode(bits) for bits in stored], pa.binary()),
+        }
+    )
+
+
+def _atom_leaf_sets(
+    con: duckdb.DuckDBPyConnection, inputs: LeafInputs, words: int
+) -> dict[int, np.ndarray]:
+    refs = _columns(con, f"select node_id, atom_id from {inputs.leaf_atoms} order by node_id")
+    if not len(refs["node_id"]):
+        return {}
+    members = _columns(con, f"select atom_id, user_key from {inputs.atom_members}")
+    atom_count = int(refs["atom_id"].max()) + 1
+    atoms = sets_from_pairs(
+        members["atom_id"], members["user_key"].astype(np.int64), atom_count, words
+    )
+    return {
+        node_id: np.bitwise_or.reduce(atoms[refs["atom_id"][start:stop]], axis=0)
+        for node_id, (start, stop) in _group_slices(refs["node_id"]).items()
+    }
+
+
+def _date_leaf_sets(
+    con: duckdb.DuckDBPyConnection, inputs: LeafInputs, words: int
+) -> dict[int, np.ndarray]:
+    leaves = _rows(
+        con, f"select node_id, field_no, lower_value, upper_value from {inputs.date_leaves}"
+    )
+    if not leaves:
+        return {}
+    subjects = _columns(
+        con,
+        f"select field_no, user_key, value from {inputs.date_subjects} order by field_no, value",
+    )
+    slices = _group_slices(subjects["field_no"])
+    sets = {}
+    for leaf in leaves:
+        start, stop = slices.get(leaf["field_no"], (0, 0))
+        keys = _range_keys(
+            subjects["value"][start:stop],
+            subjects["user_key"][start:stop],
+            _nullable(leaf["lower_value"]),
+            _nullable(leaf["upper_value"]),
+        )
+        sets[leaf["node_id"]] = from_keys(keys, words)
+    return sets
+
+
+def _course_leaf_sets(
+    con: duckdb.DuckDBPyConnection, inputs: LeafInputs, words: int
+) -> dict[int, np.ndarray]:
+    listed = _rows(
+        con,
+        f"select c.node_id, c.course_no, c.lower_us, c.upper_us, n.match_operator "
+        f"from {inputs.course_leaves} as c inner join {inputs.nodes} as n using (node_id) "
+        "order by c.node_id, c.course_no",
+    )
+    if not listed:
+        return {}
+    completions = _columns(
+        con,
+        f"select course_no, user_key, completed_us from {inputs.course_completions} "
+        "order by course_no, completed_us",
+    )
+    slices = _group_slices(completions["course_no"])
+    per_leaf: dict[int, list[np.ndarray]] = {}
+    operator: dict[int, str] = {}
+    for row in listed:
+        start, stop = slices.get(row["course_no"], (0, 0))
+        keys = _range_keys(
+            completions["completed_us"][start:stop],
+            completions["user_key"][start:stop],
+            _nullable(row["lower_us"]),
+            _nullable(row["upper_us"]),
+        )
+        per_leaf.setdefault(row["node_id"], []).append(from_keys(keys, words))
+        operator[row["node_id"]] = row["match_operator"]
+    combine = {"all": np.bitwise_and, "any": np.bitwise_or}
+    return {
+        node_id: combine[operator[node_id]].reduce(course_sets)
+        for node_id, course_sets in per_leaf.items()
+    }
+
+
+# ---------------------------------------------------------------------------------- members
+
+
+@dataclass(frozen=True)
+class MemberInputs:
+    """Names of the relations the member sets read; ``previous`` is None on a first run."""
+
+    audiences: str
+    nodes: str
+    node_values: str
+    leaf_sets: str
+    static_members: str
+    user_keys: str
+    users: str
+    previous: str | None
+
+
+@dataclass
+class _Node:
+    node_id: int
+    audience_id: str
+    node_type: str
+    leaf_kind: str | None
+    is_complement: bool
+    children: list[_Node] = field(default_factory=list)
+
+
+def _trees(con: duckdb.DuckDBPyConnection, nodes: str) -> dict[int, _Node]:
+    """Every rule node by id, children in order."""
+    rows = _rows(
+        con,
+        "select node_id, audience_id, parent_node_id, node_type, leaf_kind, is_complement "
+        f"from {nodes} "
+        "order by parent_node_id nulls first, child_position",
+    )
+    by_id = {
+        row["node_id"]: _Node(
+            row["node_id"],
+            row["audience_id"],
+            row["node_type"],
+            row["leaf_kind"],
+            bool(row["is_complement"]),
+        )
+        for row in rows
+    }
+    for row in rows:
+        if row["parent_node_id"] is not None:
+            by_id[row["parent_node_id"]].children.append(by_id[row["node_id"]])
+    return by_id
+
+
+def _satisfying(node: _Node, leaf_set: Mapping[int, np.ndarray]) -> np.ndarray:
+    """The users who satisfy a node: `and` / `or` / `not` straight on the sets.
+
+    A leaf's stored set is the users of its positive twin; a negative leaf holds for everyone
+    else. Bits of keys without a (non-deleted) user may be set here: the members are cut to
+    the eligible users at the end, and every operation is per user, so they never leak.
+    """
+    if node.node_type == "leaf":
+        stored = leaf_set[node.node_id]
+        return ~stored if node.is_complement else stored
+    children = [_satisfying(child, leaf_set) for child in node.children]
+    if node.node_type == "not":
+        return ~children[0]
+    if node.node_type == "all":
+        return np.bitwise_and.reduce(children)
+    return np.bitwise_or.reduce(children)
+
+
+def _stored_sets(con: duckdb.DuckDBPyConnection, relation: str, key: str, words: int) -> dict:
+    cursor = con.execute(f"select {key}, user_set from {relation}")
+    return {row[0]: decode(row[1], words) for row in cursor.fetchall()}
+
+
+def evaluate_member_sets(con: duckdb.DuckDBPyConnection, inputs: MemberInputs) -> pa.Table:
+    """Each audience's members now and at the last published run (docs/audiences.md).
+
+    Audiences go in stage order, so a member_of leaf reads final members. One row per audience
+    of the rules, plus one per audience that has gone from the rules but still had members
+    (they leave). Columns: audience_id, user_count, user_set, previous_user_set.
+    """
+    words = words_for(key_count(con, inputs.user_keys))
+    audiences = _rows(
+        con,
+        "select audience_id, kind, stage, root_node_id, "
+        "not is_broken and is_in_window and (add_members or remove_members) as is_evaluated, "
+        f"add_members, remove_members from {inputs.audiences} order by stage, audience_id",
+    )
+    eligible = from_keys(
+        _columns(
+            con,
+            f"select k.user_key from {inputs.users} as u "
+            f"inner join {inputs.user_keys} as k using (user_id) where u.status <> 'deleted'",
+        )["user_key"].astype(np.int64),
+        words,
+    )
+    previous = _stored_sets(con, inputs.previous, "audience_id", words) if inputs.previous else {}
+    nodes = _trees(con, inputs.nodes)
+    leaf_set = _stored_sets(con, inputs.leaf_sets, "node_id", words)
+    listed = _listed_audiences(con, inputs.node_values, nodes)
+    static = _static_members(con, inputs, words)
+
+    members: dict[str, np.ndarray] = {}
+    for audience in audiences:
+        audience_id = audience["audience_id"]
+        before = previous.get(audience_id, empty(words))
+        if not audience["is_evaluated"]:
+            members[audience_id] = before & eligible
+            continue
+        # member_of leaves: members of any listed audience, all from earlier stages
+        for node_id, references in listed.get(audience_id, {}).items():
+            leaf_set[node_id] = np.bitwise_or.reduce(
+                [members.get(ref, empty(words)) for ref in references] + [empty(words)]
+            )
+        if audience["kind"] == "static":
+            matched = static.get(audience_id, empty(words))
+        elif audience["root_node_id"] is None:
+            matched = empty(words)
+        else:
+            matched = _satisfying(nodes[audience["root_node_id"]], leaf_set)
+        kept = matched if audience["add_members"] else before & matched
+        if not audience["remove_members"]:
+            kept = kept | before
+        members[audience_id] = kept & eligible
+
+    gone = [a for a, bits in previous.items() if a not in members and bits.any()]
+    ids = list(members) + gone
+    now = [members.get(a, empty(words)) for a in ids]
+    return pa.table(
+        {
+            "audience_id": pa.array(ids, pa.string()),
+            "user_count": pa.array([size(bits) for bits in now], pa.int64()),
+            "user_set": pa.array([encode(bits) for bits in now], pa.binary()),
+            "previous_user_set": pa.array(
+                [encode(previous[a]) if a in previous else None for a in ids], pa.binary()
+            ),
+        }
+    )
+
+
+def _listed_audiences(
+    con: duckdb.DuckDBPyConnection, node_values: str, nodes: Mapping[int, _Node]
+) -> dict[str, dict[int, list[str]]]:
+    """audience -> member_of / not_member_of node -> the audience ids it lists."""
+    result: dict[str, dict[int, list[str]]] = {}
+    cursor = con.execute(f"select node_id, value from {node_values} order by node_id, value")
+    for node_id, value in cursor.fetchall():
+        node = nodes.get(node_id)
+        if node is not None and node.leaf_kind in MEMBERSHIP_KINDS:
+            result.setdefault(node.audience_id, {}).setdefault(node_id, []).append(value)
+    return result
+
+
+def _static_members(
+    con: duckdb.DuckDBPyConnection, inputs: MemberInputs, words: int
+) -> dict[str, np.ndarray]:
+    """audience -> its listed members (static audiences)."""
+    rows = _columns(
+        con,
+        f"select s.audience_id, k.user_key from {inputs.static_members} as s "
+        f"inner join {inputs.user_keys} as k using (user_id) order by s.audience_id",
+    )
+    ids = rows["audience_id"]
+    keys = rows["user_key"].astype(np.int64)
+    result = {}
+    start = 0
+    for stop in [*(np.flatnonzero(ids[1:] != ids[:-1]) + 1).tolist(), len(ids)]:
+        if stop > start:
+            result[str(ids[start])] = from_keys(keys[start:stop], words)
+        start = stop
+    return result
+
+
+# ---------------------------------------------------------------------------------- changes
+
+
+def membership_changes(
+    con: duckdb.DuckDBPyConnection, member_sets: str, user_keys: str
+) -> pa.Table:
+    """Who joined and who left each audience in this run: audience_id, user_id, event."""
+    words = words_for(key_count(con, user_keys))
+    keyed = _columns(con, f"select user_key from {user_keys} order by user_key")["user_key"]
+    user_ids = con.sql(f"select user_id from {user_keys} order by user_key").to_arrow_table()
+    user_ids = user_ids.column("user_id").combine_chunks()
+    audience_column, key_column, event_column = [], [], []
+    cursor = con.execute(f"select audience_id, user_set, previous_user_set from {member_sets}")
+    for audience_id, now_blob, before_blob in cursor.fetchall():
+        now, before = decode(now_blob, words), decode(before_blob, words)
+        if np.array_equal(now, before):
+            continue
+        for event, bits in (("joined", now & ~before), ("left", before & ~now)):
+            keys = to_keys(bits)
+            audience_column.append(np.full(len(keys), audience_id, dtype=object))
+            key_column.append(keys)
+            event_column.append(np.full(len(keys), event, dtype=object))
+    if not key_column:
+        return pa.table(
+            {
+                "audience_id": pa.array([], pa.string()),
+                "user_id": pa.array([], pa.string()),
+                "event": pa.array([], pa.string()),
+            }
+        )
+    positions = np.searchsorted(keyed, np.concatenate(key_column))
+    return pa.table(
+        {
+            "audience_id": pa.array(np.concatenate(audience_column), pa.string()),
+            "user_id": user_ids.take(pa.array(positions)),
+            "event": pa.array(np.concatenate(event_column), pa.string()),
+        }
+    )
