@@ -52,9 +52,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 OUTPUT = REPO / "benchmarks" / "output"
 AS_OF = "2026-11-01T06:00:00Z"  # the generator's as_of day: every access and completion before
+AS_OF_WEEK_LATER = "2026-11-08T06:00:00Z"  # run 2: the same feeds a week on (the steady state)
 AUDIENCE_MODELS = (
+    "int_audience_leaf_atoms",
+    "int_audience_atom_members",
     "int_audience_leaf_sets",
-    "int_audience_memberships_evaluated",
+    "int_audience_member_sets",
+    "int_audience_membership_changes",
     "fct_audience_membership",
     "fct_audience_membership_event",
     "dim_audience",
@@ -97,7 +101,8 @@ with duckdb.connect(str(copy)) as con:
     run_id, as_of = con.execute("select run_id, as_of from learnops.run_context").fetchall()[0]
 request = RunRequest(feeds=copy.parent, rules=rules, warehouse=copy, as_of=as_of)
 result = RunResult(run_id=run_id, as_of=as_of, warehouse=copy)
-rules_stage(request, SimpleNamespace(building=copy), result, validate_rules(rules))
+paths = SimpleNamespace(building=copy, state_dir=copy.with_suffix(".state"))  # no ledger there
+rules_stage(request, paths, result, validate_rules(rules))
 """
 
 # dbt build of the audience models (and their tests) alone, on a copy of a built warehouse.
@@ -883,10 +888,15 @@ def dbt_progress(state_dir: Path) -> str:
     return "; ".join(parts) or "no node finished"
 
 
-def run(feeds: Path, rules: Path, warehouse: Path) -> dict[str, Any]:
-    remove_warehouse(warehouse)
+def run(
+    feeds: Path, rules: Path, warehouse: Path, as_of: str = AS_OF, fresh: bool = True
+) -> dict[str, Any]:
+    """One full run in a fresh process: on an empty warehouse, or (fresh=False) on the
+    warehouse the previous run published."""
+    if fresh:
+        remove_warehouse(warehouse)
     try:
-        elapsed, peak, stdout = measure(RUN_SNIPPET, str(feeds), str(rules), str(warehouse), AS_OF)
+        elapsed, peak, stdout = measure(RUN_SNIPPET, str(feeds), str(rules), str(warehouse), as_of)
     except Aborted as aborted:
         aborted.reason += "; dbt: " + dbt_progress(Path(f"{warehouse}.learnops"))
         raise
@@ -916,8 +926,7 @@ def rule_mix(warehouse: Path) -> dict[str, Any]:
         mix = con.execute(
             """
             with stored as (
-                select node_id, count(*) as users
-                from intermediate.int_audience_leaf_sets group by node_id
+                select node_id, user_count as users from intermediate.int_audience_leaf_sets
             ),
             -- member_of leaves are evaluated with the memberships: members of any listed one
             referenced as (
@@ -953,8 +962,8 @@ def rule_mix(warehouse: Path) -> dict[str, Any]:
         sizes = [
             row[0]
             for row in con.execute(
-                "select count(m.user_id) from rules.audience as a left join "
-                "main.fct_audience_membership as m using (audience_id) group by a.audience_id"
+                "select coalesce(m.user_count, 0) from rules.audience as a left join "
+                "intermediate.int_audience_member_sets as m using (audience_id)"
             ).fetchall()
         ]
         events = con.execute("select count(*) from main.fct_audience_membership_event").fetchall()
@@ -962,7 +971,7 @@ def rule_mix(warehouse: Path) -> dict[str, Any]:
             "select count(*), count(*) filter (where node_type = 'leaf') from rules.audience_node"
         ).fetchall()[0]
         leaf_rows = con.execute(
-            "select count(*) from intermediate.int_audience_leaf_sets"
+            "select coalesce(sum(user_count), 0) from intermediate.int_audience_leaf_sets"
         ).fetchall()[0][0]
     finally:
         con.close()
@@ -1147,7 +1156,17 @@ def bench_size(users: int, count: int, options: argparse.Namespace) -> None:
         )
         print("    audience nodes in that run (dbt execution time):")
         print_nodes(with_aud["audience_nodes"])
-        print_mix(rule_mix(warehouse))
+        first_mix = rule_mix(warehouse)
+        print_mix(first_mix)
+        try:
+            again = run(feeds, rules, warehouse, as_of=AS_OF_WEEK_LATER, fresh=False)
+        except Aborted as aborted:
+            print_aborted("run 2, a week later", aborted)
+            return
+        print_run("run 2, a week later", again)
+        events = rule_mix(warehouse)["events"] - first_mix["events"]
+        print(f"    audience nodes in run 2 (dbt execution time; {events:,} join/leave events):")
+        print_nodes(again["audience_nodes"])
     finally:
         if not options.keep:
             remove_warehouse(warehouse)

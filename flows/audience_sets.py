@@ -26,6 +26,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import polars as pl
 import pyarrow as pa
 
 from flows.warehouse import table_exists
@@ -59,9 +60,25 @@ def from_keys(keys: np.ndarray, words: int) -> np.ndarray:
     return np.packbits(flags, bitorder="little").view(np.uint64)
 
 
+# for each byte value: the positions of its set bits, flattened, and where each one starts
+_BYTE_BITS = [np.flatnonzero(np.unpackbits(np.uint8(v), bitorder="little")) for v in range(256)]
+_BYTE_BIT_COUNT = np.array([len(bits) for bits in _BYTE_BITS], dtype=np.int64)
+_BYTE_BIT_START = np.concatenate(([0], np.cumsum(_BYTE_BIT_COUNT)[:-1]))
+_BYTE_BIT_FLAT = np.concatenate(_BYTE_BITS).astype(np.int64)
+
+
 def to_keys(bits: np.ndarray) -> np.ndarray:
     """The user keys of a set, ascending."""
-    return np.flatnonzero(np.unpackbits(bits.view(np.uint8), bitorder="little"))
+    octets = bits.view(np.uint8)
+    if size(bits) * 16 > len(octets) * 8:  # dense: expanding every bit is cheapest
+        return np.flatnonzero(np.unpackbits(octets, bitorder="little"))
+    # sparse: expand only the non-zero bytes, through the per-byte table above
+    at = np.flatnonzero(octets)
+    values = octets[at]
+    counts = _BYTE_BIT_COUNT[values]
+    owner = np.repeat(np.arange(len(at)), counts)
+    rank = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return at[owner] * 8 + _BYTE_BIT_FLAT[_BYTE_BIT_START[values][owner] + rank]
 
 
 def size(bits: np.ndarray) -> int:
@@ -199,6 +216,8 @@ class LeafInputs:
     """Names of the relations (views registered by the dbt model) the leaf sets read."""
 
     nodes: str
+    node_values: str
+    text_subjects: str
     leaf_atoms: str
     atom_members: str
     date_leaves: str
@@ -248,6 +267,7 @@ def evaluate_leaf_sets(con: duckdb.DuckDBPyConnection, inputs: LeafInputs) -> pa
     )
     sets: dict[int, np.ndarray] = {}
     sets.update(_atom_leaf_sets(con, inputs, words))
+    sets.update(_pattern_leaf_sets(con, inputs, words))
     sets.update(_date_leaf_sets(con, inputs, words))
     sets.update(_course_leaf_sets(con, inputs, words))
     blank = empty(words)
@@ -277,6 +297,72 @@ def _atom_leaf_sets(
         node_id: np.bitwise_or.reduce(atoms[refs["atom_id"][start:stop]], axis=0)
         for node_id, (start, stop) in _group_slices(refs["node_id"]).items()
     }
+
+
+def _pattern_leaf_sets(
+    con: duckdb.DuckDBPyConnection, inputs: LeafInputs, words: int
+) -> dict[int, np.ndarray]:
+    """User-field `contains` / `starts_with` / `ends_with` leaves (and their negations).
+
+    A user's value is searched for every pattern of its field in one pass (Aho-Corasick,
+    overlapping matches: polars `extract_many`), so a field with hundreds of pattern leaves
+    costs about what one costs; SQL would test every (leaf, user) pair.
+    """
+    patterns = _rows(
+        con,
+        f"select n.node_id, n.field_name, n.is_custom_field, n.match_operator, v.value_lower "
+        f"from {inputs.nodes} as n inner join {inputs.node_values} as v using (node_id) "
+        "where n.node_type = 'leaf' and n.leaf_kind = 'user_field' "
+        "and n.match_operator in ('contains', 'starts_with', 'ends_with')",
+    )
+    by_field: dict[tuple[str, bool], list[dict]] = {}
+    for row in patterns:
+        by_field.setdefault((row["field_name"], bool(row["is_custom_field"])), []).append(row)
+    parts: dict[int, list[np.ndarray]] = {}
+    for (field_name, is_custom), rows in by_field.items():
+        subjects = con.sql(
+            f"select k.user_key, s.value_lower from {inputs.text_subjects} as s "
+            f"inner join {inputs.user_keys} as k using (user_id) "
+            "where s.leaf_kind = 'user_field' and s.field_name = ? and s.is_custom_field = ?",
+            params=[field_name, is_custom],
+        ).pl()
+        matched = _keys_by_pattern(subjects, rows)
+        for row in rows:
+            found = matched[(row["match_operator"], row["value_lower"])]
+            parts.setdefault(row["node_id"], []).append(found)
+    return {node_id: from_keys(np.concatenate(found), words) for node_id, found in parts.items()}
+
+
+def _keys_by_pattern(subjects: pl.DataFrame, rows: list[dict]) -> dict[tuple[str, str], np.ndarray]:
+    """(operator, pattern) -> keys of the subjects whose value matches, for one field."""
+    keys = subjects["user_key"].to_numpy().astype(np.int64)
+    values = subjects["value_lower"]
+    wanted = {(row["match_operator"], row["value_lower"]) for row in rows}
+    found: dict[tuple[str, str], np.ndarray] = {}
+    contained = sorted({p for op, p in wanted if op == "contains" and p})
+    if contained:
+        hits = (
+            pl.DataFrame(
+                {"user_key": keys, "pattern": values.str.extract_many(contained, overlapping=True)}
+            )
+            .explode("pattern")
+            .drop_nulls("pattern")
+            .group_by("pattern")
+            .agg(pl.col("user_key"))
+        )
+        by_pattern = {p: np.asarray(k, dtype=np.int64) for p, k in hits.iter_rows()}
+        for pattern in contained:
+            found[("contains", pattern)] = by_pattern.get(pattern, np.empty(0, np.int64))
+    for operator, pattern in wanted:
+        if operator == "contains" and pattern:
+            continue
+        if not pattern:  # every string starts with, ends with and contains ''
+            found[(operator, pattern)] = keys
+        elif operator == "starts_with":
+            found[(operator, pattern)] = keys[values.str.starts_with(pattern).to_numpy()]
+        else:
+            found[(operator, pattern)] = keys[values.str.ends_with(pattern).to_numpy()]
+    return found
 
 
 def _date_leaf_sets(
@@ -520,35 +606,47 @@ def _static_members(
 def membership_changes(
     con: duckdb.DuckDBPyConnection, member_sets: str, user_keys: str
 ) -> pa.Table:
-    """Who joined and who left each audience in this run: audience_id, user_id, event."""
+    """Who joined and who left each audience in this run: audience_id, user_id, event.
+
+    Built as dictionary-encoded columns (an index per row into the audience ids, the user
+    ids and the two events), so a first run with hundreds of millions of joins holds a few
+    integers per row rather than three strings.
+    """
     words = words_for(key_count(con, user_keys))
     keyed = _columns(con, f"select user_key from {user_keys} order by user_key")["user_key"]
-    user_ids = con.sql(f"select user_id from {user_keys} order by user_key").to_arrow_table()
-    user_ids = user_ids.column("user_id").combine_chunks()
-    audience_column, key_column, event_column = [], [], []
+    user_ids = (
+        con.sql(f"select user_id from {user_keys} order by user_key")
+        .to_arrow_table()
+        .column("user_id")
+        .combine_chunks()
+    )
+    audience_ids: list[str] = []
+    audience_index, key_column, event_index = [], [], []
     cursor = con.execute(f"select audience_id, user_set, previous_user_set from {member_sets}")
     for audience_id, now_blob, before_blob in cursor.fetchall():
         now, before = decode(now_blob, words), decode(before_blob, words)
         if np.array_equal(now, before):
             continue
-        for event, bits in (("joined", now & ~before), ("left", before & ~now)):
+        audience_ids.append(audience_id)
+        for event, bits in enumerate((now & ~before, before & ~now)):
             keys = to_keys(bits)
-            audience_column.append(np.full(len(keys), audience_id, dtype=object))
+            audience_index.append(np.full(len(keys), len(audience_ids) - 1, dtype=np.int32))
             key_column.append(keys)
-            event_column.append(np.full(len(keys), event, dtype=object))
-    if not key_column:
-        return pa.table(
-            {
-                "audience_id": pa.array([], pa.string()),
-                "user_id": pa.array([], pa.string()),
-                "event": pa.array([], pa.string()),
-            }
-        )
-    positions = np.searchsorted(keyed, np.concatenate(key_column))
+            event_index.append(np.full(len(keys), event, dtype=np.int8))
+    positions = np.searchsorted(keyed, np.concatenate(key_column)) if key_column else []
+
+    def dictionary(indices: list[np.ndarray], values: pa.Array, dtype: type) -> pa.Array:
+        flat = np.concatenate(indices) if indices else np.empty(0, dtype)
+        return pa.DictionaryArray.from_arrays(pa.array(flat), values)
+
     return pa.table(
         {
-            "audience_id": pa.array(np.concatenate(audience_column), pa.string()),
-            "user_id": user_ids.take(pa.array(positions)),
-            "event": pa.array(np.concatenate(event_column), pa.string()),
+            "audience_id": dictionary(
+                audience_index, pa.array(audience_ids, pa.string()), np.int32
+            ),
+            "user_id": pa.DictionaryArray.from_arrays(
+                pa.array(np.asarray(positions, dtype=np.int32)), user_ids
+            ),
+            "event": dictionary(event_index, pa.array(["joined", "left"]), np.int8),
         }
     )

@@ -35,28 +35,8 @@ users as (
     select * from {{ ref('dim_user') }}
 ),
 
-user_custom_fields as (
-    select * from {{ ref('stg_hr__user_custom_fields') }}
-),
-
 jobs as (
     select * from {{ ref('dim_job_assignment') }}
-),
-
-organisations as (
-    select * from {{ ref('stg_hr__organisations') }}
-),
-
-organisation_custom_fields as (
-    select * from {{ ref('stg_hr__organisation_custom_fields') }}
-),
-
-positions as (
-    select * from {{ ref('stg_hr__positions') }}
-),
-
-position_custom_fields as (
-    select * from {{ ref('stg_hr__position_custom_fields') }}
 ),
 
 organisation_ancestry as (
@@ -95,95 +75,8 @@ run_context as (
     select * from {{ ref('stg_learnops__run_context') }}
 ),
 
--- ---------------------------------------------------------------- text subjects
--- Every text a text leaf can test, one row per (subject, field), lower-cased and trimmed;
--- missing values are absent (UNPIVOT drops nulls), empty ones are dropped below.
--- A subject is a user (user fields) or a job (its title, its organisation's and
--- position's type and custom fields: "exists a job whose item passes").
-
-user_builtin_fields as (
-    unpivot (
-        select
-            user_id,
-            user_id as idnumber,
-            username,
-            email,
-            first_name as firstname,
-            last_name as lastname,
-            city,
-            country,
-            lang,
-            institution,
-            department,
-            case when status = 'suspended' then '1' else '0' end as suspended
-        from users
-    )
-    on columns(* exclude (user_id))
-    into name field_name value field_value
-),
-
-text_subjects as (
-    select
-        'user_field' as leaf_kind,
-        field_name,
-        false as is_custom_field,
-        user_id,
-        null::varchar as job_id,
-        lower(trim(field_value)) as value_lower
-    from user_builtin_fields
-
-    union all
-
-    select 'user_field', field_name, true, user_id, null, lower(trim(field_value))
-    from user_custom_fields
-
-    union all
-
-    select 'job_title', '', false, user_id, job_id, lower(trim(full_name))
-    from jobs
-    where full_name is not null
-
-    union all
-
-    select 'organisation_type', '', false, jobs.user_id, jobs.job_id, lower(trim(o.type_id))
-    from jobs
-    inner join organisations as o on o.organisation_id = jobs.organisation_id
-    where o.type_id is not null
-
-    union all
-
-    select 'position_type', '', false, jobs.user_id, jobs.job_id, lower(trim(p.type_id))
-    from jobs
-    inner join positions as p on p.position_id = jobs.position_id
-    where p.type_id is not null
-
-    union all
-
-    select
-        'organisation_custom_field', f.field_name, true, jobs.user_id, jobs.job_id,
-        lower(trim(f.field_value))
-    from jobs
-    inner join organisation_custom_fields as f on f.organisation_id = jobs.organisation_id
-
-    union all
-
-    select
-        'position_custom_field', f.field_name, true, jobs.user_id, jobs.job_id,
-        lower(trim(f.field_value))
-    from jobs
-    inner join position_custom_fields as f on f.position_id = jobs.position_id
-),
-
--- only the (kind, field) pairs some leaf reads, and only non-empty values
 present_text_subjects as (
-    select text_subjects.*
-    from text_subjects
-    semi join leaves
-        on
-            leaves.leaf_kind = text_subjects.leaf_kind
-            and coalesce(leaves.field_name, '') = text_subjects.field_name
-            and leaves.is_custom_field = text_subjects.is_custom_field
-    where text_subjects.value_lower <> ''
+    select * from {{ ref('int_audience_text_subjects') }}
 ),
 
 -- ---------------------------------------------------------------- shared atoms
@@ -243,6 +136,11 @@ text_leaves as (
     where
         leaf_atoms.atom_kind = 'leaf'
         and leaves.match_operator in ('equals', 'contains', 'starts_with', 'ends_with', 'not_empty')
+        -- user-field patterns are matched in int_audience_leaf_sets, on all patterns at once
+        and not (
+            leaves.leaf_kind = 'user_field'
+            and leaves.match_operator in ('contains', 'starts_with', 'ends_with')
+        )
 ),
 
 -- (leaf, subject) pairs whose value matches the positive twin of the leaf's operator.
@@ -265,27 +163,52 @@ text_equal_matches as (
     where text_leaves.match_operator = 'equals'
 ),
 
-text_pattern_matches as (
-    select distinct
-        text_leaves.node_id,
-        text_leaves.leaf_kind,
-        text_leaves.is_complement,
-        subjects.user_id,
-        subjects.job_id
+-- Patterns are tested once per distinct value (a job title many jobs share is tested once),
+-- then the matching values are joined back to their subjects.
+pattern_values as (
+    select distinct subjects.leaf_kind, subjects.field_name, subjects.is_custom_field,
+        subjects.value_lower
+    from present_text_subjects as subjects
+    semi join text_leaves
+        on
+            text_leaves.leaf_kind = subjects.leaf_kind
+            and text_leaves.field_name = subjects.field_name
+            and text_leaves.is_custom_field = subjects.is_custom_field
+            and text_leaves.match_operator in ('contains', 'starts_with', 'ends_with')
+),
+
+pattern_value_matches as (
+    select text_leaves.node_id, text_leaves.is_complement, pattern_values.*
     from text_leaves
     inner join leaf_values on leaf_values.node_id = text_leaves.node_id
-    inner join present_text_subjects as subjects
+    inner join pattern_values
         on
-            subjects.leaf_kind = text_leaves.leaf_kind
-            and subjects.field_name = text_leaves.field_name
-            and subjects.is_custom_field = text_leaves.is_custom_field
+            pattern_values.leaf_kind = text_leaves.leaf_kind
+            and pattern_values.field_name = text_leaves.field_name
+            and pattern_values.is_custom_field = text_leaves.is_custom_field
     where
         (text_leaves.match_operator = 'contains'
-            and contains(subjects.value_lower, leaf_values.value_lower))
+            and contains(pattern_values.value_lower, leaf_values.value_lower))
         or (text_leaves.match_operator = 'starts_with'
-            and starts_with(subjects.value_lower, leaf_values.value_lower))
+            and starts_with(pattern_values.value_lower, leaf_values.value_lower))
         or (text_leaves.match_operator = 'ends_with'
-            and suffix(subjects.value_lower, leaf_values.value_lower))
+            and suffix(pattern_values.value_lower, leaf_values.value_lower))
+),
+
+text_pattern_matches as (
+    select
+        matches.node_id,
+        matches.leaf_kind,
+        matches.is_complement,
+        subjects.user_id,
+        subjects.job_id
+    from pattern_value_matches as matches
+    inner join present_text_subjects as subjects
+        on
+            subjects.leaf_kind = matches.leaf_kind
+            and subjects.field_name = matches.field_name
+            and subjects.is_custom_field = matches.is_custom_field
+            and subjects.value_lower = matches.value_lower
 ),
 
 text_present_matches as (

@@ -13,6 +13,8 @@ def model(dbt, session):
     dbt.config(materialized="table")
     relations = {
         "nodes": dbt.ref("stg_rules__audience_nodes"),
+        "node_values": dbt.ref("stg_rules__audience_node_values"),
+        "text_subjects": dbt.ref("int_audience_text_subjects"),
         "leaf_atoms": dbt.ref("int_audience_leaf_atoms"),
         "atom_members": dbt.ref("int_audience_atom_members"),
         "date_leaves": dbt.ref("int_audience_date_leaves"),

@@ -1,7 +1,12 @@
+{{ config(materialized='view') }}
+
 {#-
     One row per user who joined or left an audience, per run (fct_audience_membership_event
     with names). The subject of each row is user_id; "changes of the last week" is a report
     filter on as_of (within_last_days: 7).
+
+    A view: the event history only grows (a first run at 1M users can record hundreds of
+    millions of joins), and a report reads a few days of it, a filter DuckDB pushes down.
 -#}
 
 with

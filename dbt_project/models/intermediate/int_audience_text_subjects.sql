@@ -1,0 +1,132 @@
+{#-
+    Every text a text leaf can test, one row per (subject, field), lower-cased and trimmed,
+    only for the (kind, field) pairs some leaf reads. A subject is a user (user fields) or a
+    job (its title, its organisation's and position's type and custom fields: "exists a job
+    whose item passes"). Missing values are absent (UNPIVOT drops nulls), empty ones dropped.
+-#}
+
+with
+
+leaves as (
+    select * from {{ ref('stg_rules__audience_nodes') }}
+    where node_type = 'leaf'
+),
+
+users as (
+    select * from {{ ref('dim_user') }}
+),
+
+user_custom_fields as (
+    select * from {{ ref('stg_hr__user_custom_fields') }}
+),
+
+jobs as (
+    select * from {{ ref('dim_job_assignment') }}
+),
+
+organisations as (
+    select * from {{ ref('stg_hr__organisations') }}
+),
+
+organisation_custom_fields as (
+    select * from {{ ref('stg_hr__organisation_custom_fields') }}
+),
+
+positions as (
+    select * from {{ ref('stg_hr__positions') }}
+),
+
+position_custom_fields as (
+    select * from {{ ref('stg_hr__position_custom_fields') }}
+),
+
+-- Every text a text leaf can test, one row per (subject, field), lower-cased and trimmed;
+-- missing values are absent (UNPIVOT drops nulls), empty ones are dropped below.
+-- A subject is a user (user fields) or a job (its title, its organisation's and
+-- position's type and custom fields: "exists a job whose item passes").
+
+user_builtin_fields as (
+    unpivot (
+        select
+            user_id,
+            user_id as idnumber,
+            username,
+            email,
+            first_name as firstname,
+            last_name as lastname,
+            city,
+            country,
+            lang,
+            institution,
+            department,
+            case when status = 'suspended' then '1' else '0' end as suspended
+        from users
+    )
+    on columns(* exclude (user_id))
+    into name field_name value field_value
+),
+
+text_subjects as (
+    select
+        'user_field' as leaf_kind,
+        field_name,
+        false as is_custom_field,
+        user_id,
+        null::varchar as job_id,
+        lower(trim(field_value)) as value_lower
+    from user_builtin_fields
+
+    union all
+
+    select 'user_field', field_name, true, user_id, null, lower(trim(field_value))
+    from user_custom_fields
+
+    union all
+
+    select 'job_title', '', false, user_id, job_id, lower(trim(full_name))
+    from jobs
+    where full_name is not null
+
+    union all
+
+    select 'organisation_type', '', false, jobs.user_id, jobs.job_id, lower(trim(o.type_id))
+    from jobs
+    inner join organisations as o on o.organisation_id = jobs.organisation_id
+    where o.type_id is not null
+
+    union all
+
+    select 'position_type', '', false, jobs.user_id, jobs.job_id, lower(trim(p.type_id))
+    from jobs
+    inner join positions as p on p.position_id = jobs.position_id
+    where p.type_id is not null
+
+    union all
+
+    select
+        'organisation_custom_field', f.field_name, true, jobs.user_id, jobs.job_id,
+        lower(trim(f.field_value))
+    from jobs
+    inner join organisation_custom_fields as f on f.organisation_id = jobs.organisation_id
+
+    union all
+
+    select
+        'position_custom_field', f.field_name, true, jobs.user_id, jobs.job_id,
+        lower(trim(f.field_value))
+    from jobs
+    inner join position_custom_fields as f on f.position_id = jobs.position_id
+),
+
+final as (
+    select text_subjects.*
+    from text_subjects
+    semi join leaves
+        on
+            leaves.leaf_kind = text_subjects.leaf_kind
+            and coalesce(leaves.field_name, '') = text_subjects.field_name
+            and leaves.is_custom_field = text_subjects.is_custom_field
+    where text_subjects.value_lower <> ''
+),
+
+select * from final
