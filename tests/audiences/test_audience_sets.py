@@ -1,0 +1,112 @@
+"""The bitset primitives of flows/audience_sets.py, against plain Python sets, and the one-time
+upgrade from a warehouse that has memberships but no member sets yet."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flows import audience_sets
+from flows.pipeline import RunRequest, parse_as_of, run_pipeline
+
+from . import org
+from .conftest import Runs, query, write_dir, write_rules
+
+KEY_SPACE = 3000
+keys_strategy = st.sets(st.integers(min_value=0, max_value=KEY_SPACE - 1), max_size=400)
+
+
+def bits_of(keys: set[int], key_count: int = KEY_SPACE) -> np.ndarray:
+    return audience_sets.from_keys(
+        np.array(sorted(keys), dtype=np.int64), audience_sets.words_for(key_count)
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(keys_strategy)
+def test_a_set_survives_to_keys_encode_and_decode(keys: set[int]) -> None:
+    bits = bits_of(keys)
+    assert audience_sets.to_keys(bits).tolist() == sorted(keys)
+    assert audience_sets.size(bits) == len(keys)
+    words = audience_sets.words_for(KEY_SPACE)
+    blob = audience_sets.encode(bits)
+    assert np.array_equal(audience_sets.decode(blob, words), bits)
+    for key in [*list(keys)[:20], 0, 1, KEY_SPACE - 1, KEY_SPACE + 500]:
+        assert audience_sets.blob_contains(blob, key) == (key in keys)
+
+
+def test_dense_sets_are_stored_as_words_and_sparse_ones_as_keys() -> None:
+    sparse, dense = bits_of({5, 77}), bits_of(set(range(0, KEY_SPACE, 2)))
+    assert audience_sets.encode(sparse)[:1] == b"S"
+    assert len(audience_sets.encode(sparse)) == 1 + 2 * 4
+    assert audience_sets.encode(dense)[:1] == b"D"
+
+
+def test_a_set_stored_before_new_users_arrived_reads_over_the_longer_key_range() -> None:
+    """Keys are stable and new users get higher ones: an old set is padded, not renumbered."""
+    old = audience_sets.encode(bits_of({3, 70, 129}, key_count=130))
+    now = audience_sets.decode(old, audience_sets.words_for(10_000))
+    assert audience_sets.to_keys(now).tolist() == [3, 70, 129]
+    assert audience_sets.decode(None, 4).tolist() == [0, 0, 0, 0]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, KEY_SPACE - 1)), max_size=300))
+def test_sets_from_pairs_matches_grouping_by_hand(pairs: list[tuple[int, int]]) -> None:
+    groups = np.array([g for g, _ in pairs], dtype=np.int64)
+    keys = np.array([k for _, k in pairs], dtype=np.int64)
+    matrix = audience_sets.sets_from_pairs(groups, keys, 6, audience_sets.words_for(KEY_SPACE))
+    for group in range(6):
+        expected = sorted({k for g, k in pairs if g == group})
+        assert audience_sets.to_keys(matrix[group]).tolist() == expected
+
+
+def test_pattern_matching_finds_every_overlapping_pattern_like_sql_would() -> None:
+    values = ["a.turner.b@x", "turnerturner", "abc", "urn", "xturn", "", "ab"]
+    subjects = pl.DataFrame({"user_key": list(range(len(values))), "value_lower": values})
+    wanted = [
+        ("contains", p) for p in ("turner", "urn", ".turner.", "ab", "zzz", "", "a.")
+    ] + [("starts_with", p) for p in ("a", "turn", "")] + [("ends_with", p) for p in ("n", "c")]
+    found = audience_sets._keys_by_pattern(
+        subjects, [{"match_operator": op, "value_lower": p} for op, p in wanted]
+    )
+    test = {"contains": str.__contains__, "starts_with": str.startswith, "ends_with": str.endswith}
+    for operator, pattern in wanted:
+        expected = [i for i, v in enumerate(values) if test[operator](v, pattern)]
+        # repeats are allowed (a value holding a pattern twice): the bitsets absorb them
+        assert sorted(set(found[(operator, pattern)].tolist())) == expected, (operator, pattern)
+
+
+def test_a_warehouse_without_member_sets_takes_its_previous_members_from_the_facts(
+    runs: Runs, tmp_path: Path
+) -> None:
+    """Upgrading: a published warehouse from before the member sets existed has only
+    fct_audience_membership. The next run reads the members from it once: with unchanged
+    inputs nobody joins or leaves and every joined_at is kept."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(runs.warehouse, warehouse)
+    shutil.copytree(Path(f"{runs.warehouse}.learnops"), Path(f"{warehouse}.learnops"))
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("drop table intermediate.int_audience_member_sets")
+    members_before = query(warehouse, "select * from fct_audience_membership order by all")
+    events_before = query(warehouse, "select count(*) from fct_audience_membership_event")
+
+    result = run_pipeline(
+        RunRequest(
+            feeds=write_dir(tmp_path / "feeds", org.feeds_run_2()),
+            rules=write_rules(tmp_path / "rules", org.audiences_yaml(2)),
+            warehouse=warehouse,
+            as_of=parse_as_of(org.AS_OF_2, "UTC"),
+        )
+    )
+
+    assert result.status == "succeeded", result.message
+    assert query(warehouse, "select * from fct_audience_membership order by all") == members_before
+    assert query(warehouse, "select count(*) from fct_audience_membership_event") == events_before
+    assert query(warehouse, "select count(*) from intermediate.int_audience_member_sets") != [(0,)]
