@@ -629,11 +629,15 @@ def membership_changes(
             continue
         audience_ids.append(audience_id)
         for event, bits in enumerate((now & ~before, before & ~now)):
-            keys = to_keys(bits)
+            keys = to_keys(bits).astype(np.int32)
             audience_index.append(np.full(len(keys), len(audience_ids) - 1, dtype=np.int32))
             key_column.append(keys)
             event_index.append(np.full(len(keys), event, dtype=np.int8))
-    positions = np.searchsorted(keyed, np.concatenate(key_column)) if key_column else []
+    changed_keys = np.concatenate(key_column) if key_column else np.empty(0, np.int32)
+    # keys are dense (0 .. n-1) by construction, so a key is its own position; if that ever
+    # stops holding, look the positions up
+    dense = len(keyed) == 0 or (keyed[0] == 0 and keyed[-1] == len(keyed) - 1)
+    positions = changed_keys if dense else np.searchsorted(keyed, changed_keys).astype(np.int32)
 
     def dictionary(indices: list[np.ndarray], values: pa.Array, dtype: type) -> pa.Array:
         flat = np.concatenate(indices) if indices else np.empty(0, dtype)
@@ -644,9 +648,7 @@ def membership_changes(
             "audience_id": dictionary(
                 audience_index, pa.array(audience_ids, pa.string()), np.int32
             ),
-            "user_id": pa.DictionaryArray.from_arrays(
-                pa.array(np.asarray(positions, dtype=np.int32)), user_ids
-            ),
+            "user_id": pa.DictionaryArray.from_arrays(pa.array(positions), user_ids),
             "event": dictionary(event_index, pa.array(["joined", "left"]), np.int8),
         }
     )
