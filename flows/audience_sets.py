@@ -318,15 +318,22 @@ def _pattern_leaf_sets(
     by_field: dict[tuple[str, bool], list[dict]] = {}
     for row in patterns:
         by_field.setdefault((row["field_name"], bool(row["is_custom_field"])), []).append(row)
+    if not by_field:
+        return {}
+    # one scan of the subjects for every pattern field (the view unpivots every user)
+    subjects = con.sql(
+        f"select s.field_name, s.is_custom_field, s.user_key, s.value_lower "
+        f"from {inputs.text_subjects} as s "
+        "where s.leaf_kind = 'user_field' and list_contains(?, s.field_name)",
+        params=[sorted({name for name, _ in by_field})],
+    ).pl()
+    per_field = subjects.partition_by(["field_name", "is_custom_field"], as_dict=True)
     parts: dict[int, list[np.ndarray]] = {}
     for (field_name, is_custom), rows in by_field.items():
-        subjects = con.sql(
-            f"select k.user_key, s.value_lower from {inputs.text_subjects} as s "
-            f"inner join {inputs.user_keys} as k using (user_id) "
-            "where s.leaf_kind = 'user_field' and s.field_name = ? and s.is_custom_field = ?",
-            params=[field_name, is_custom],
-        ).pl()
-        matched = _keys_by_pattern(subjects, rows)
+        field_subjects = per_field.get((field_name, is_custom))
+        if field_subjects is None:
+            continue
+        matched = _keys_by_pattern(field_subjects, rows)
         for row in rows:
             found = matched[(row["match_operator"], row["value_lower"])]
             parts.setdefault(row["node_id"], []).append(found)

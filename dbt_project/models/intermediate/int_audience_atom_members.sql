@@ -31,12 +31,18 @@ user_keys as (
     select * from {{ ref('int_audience_user_keys') }}
 ),
 
+-- users and jobs carry the user's key from here on: joining the keys onto the inputs (1M
+-- rows) is far cheaper than onto the atoms' members (up to ~100M rows)
 users as (
-    select * from {{ ref('dim_user') }}
+    select users.*, user_keys.user_key
+    from {{ ref('dim_user') }} as users
+    inner join user_keys on user_keys.user_id = users.user_id
 ),
 
 jobs as (
-    select * from {{ ref('dim_job_assignment') }}
+    select jobs.*, user_keys.user_key
+    from {{ ref('dim_job_assignment') }} as jobs
+    inner join user_keys on user_keys.user_id = jobs.user_id
 ),
 
 organisation_ancestry as (
@@ -81,7 +87,7 @@ present_text_subjects as (
 
 -- ---------------------------------------------------------------- shared atoms
 value_members as (
-    select atoms.atom_id, subjects.user_id
+    select atoms.atom_id, subjects.user_key
     from atoms
     inner join present_text_subjects as subjects
         on
@@ -94,7 +100,7 @@ value_members as (
 
 -- at least one live job in the item (or anywhere below it, with include_children)
 subtree_members as (
-    select atoms.atom_id, jobs.user_id
+    select atoms.atom_id, jobs.user_key
     from atoms
     inner join organisation_ancestry as ancestry
         on
@@ -105,7 +111,7 @@ subtree_members as (
 
     union all
 
-    select atoms.atom_id, jobs.user_id
+    select atoms.atom_id, jobs.user_key
     from atoms
     inner join position_ancestry as ancestry
         on
@@ -116,10 +122,11 @@ subtree_members as (
 ),
 
 direct_report_members as (
-    select atoms.atom_id, management.manager_user_id as user_id
+    select atoms.atom_id, user_keys.user_key
     from atoms
-    cross join management
-    where atoms.atom_kind = 'direct_reports' and management.depth = 1
+    cross join (select distinct manager_user_id from management where depth = 1) as managers
+    inner join user_keys on user_keys.user_id = managers.manager_user_id
+    where atoms.atom_kind = 'direct_reports'
 ),
 
 -- ---------------------------------------------------------------- per-leaf atoms
@@ -150,7 +157,7 @@ text_equal_matches as (
         text_leaves.node_id,
         text_leaves.leaf_kind,
         text_leaves.is_complement,
-        subjects.user_id,
+        subjects.user_key,
         subjects.job_id
     from text_leaves
     inner join leaf_values on leaf_values.node_id = text_leaves.node_id
@@ -200,7 +207,7 @@ text_pattern_matches as (
         matches.node_id,
         matches.leaf_kind,
         matches.is_complement,
-        subjects.user_id,
+        subjects.user_key,
         subjects.job_id
     from pattern_value_matches as matches
     inner join present_text_subjects as subjects
@@ -216,7 +223,7 @@ text_present_matches as (
         text_leaves.node_id,
         text_leaves.leaf_kind,
         text_leaves.is_complement,
-        subjects.user_id,
+        subjects.user_key,
         subjects.job_id
     from text_leaves
     inner join present_text_subjects as subjects
@@ -236,7 +243,7 @@ text_matches as (
 ),
 
 user_text_sets as (
-    select node_id, user_id
+    select node_id, user_key
     from text_matches
     where leaf_kind = 'user_field'
 ),
@@ -264,67 +271,68 @@ job_item_leaves as (
 ),
 
 user_item_jobs as (
-    select user_id, item, count(*) as jobs_with_item
+    select user_key, item, count(*) as jobs_with_item
     from jobs
     cross join (values ('job'), ('organisation'), ('position')) as items (item)
     where
         item = 'job'
         or (item = 'organisation' and organisation_id is not null)
         or (item = 'position' and position_id is not null)
-    group by user_id, item
+    group by user_key, item
 ),
 
 users_without_item as (
-    select users.user_id, items.item
+    select users.user_key, items.item
     from users
     cross join (values ('job'), ('organisation'), ('position')) as items (item)
     anti join user_item_jobs
-        on user_item_jobs.user_id = users.user_id and user_item_jobs.item = items.item
+        on user_item_jobs.user_key = users.user_key and user_item_jobs.item = items.item
 ),
 
 job_positive_sets as (
-    select matches.node_id, matches.user_id
+    select matches.node_id, matches.user_key
     from text_matches as matches
     inner join job_item_leaves on job_item_leaves.node_id = matches.node_id
     where not job_item_leaves.is_complement
 ),
 
 job_matches_per_user as (
-    select matches.node_id, matches.user_id, count(distinct matches.job_id) as jobs_matched
+    select matches.node_id, matches.user_key, count(distinct matches.job_id) as jobs_matched
     from text_matches as matches
     inner join job_item_leaves on job_item_leaves.node_id = matches.node_id
     where job_item_leaves.is_complement
-    group by matches.node_id, matches.user_id
+    group by matches.node_id, matches.user_key
 ),
 
 job_complement_sets as (
     -- users all of whose jobs with an item match
-    select per_user.node_id, per_user.user_id
+    select per_user.node_id, per_user.user_key
     from job_matches_per_user as per_user
     inner join job_item_leaves on job_item_leaves.node_id = per_user.node_id
     inner join user_item_jobs
         on
-            user_item_jobs.user_id = per_user.user_id
+            user_item_jobs.user_key = per_user.user_key
             and user_item_jobs.item = job_item_leaves.item
     where per_user.jobs_matched = user_item_jobs.jobs_with_item
 
     union all
 
     -- users with no job that has an item
-    select job_item_leaves.node_id, users_without_item.user_id
+    select job_item_leaves.node_id, users_without_item.user_key
     from job_item_leaves
     inner join users_without_item on users_without_item.item = job_item_leaves.item
     where job_item_leaves.is_complement
 ),
 
 reports_to_sets as (
-    select leaves.node_id, management.report_user_id as user_id
+    select leaves.node_id, user_keys.user_key
     from leaves
     inner join leaf_values on leaf_values.node_id = leaves.node_id
     inner join management
         on
             management.manager_user_id = leaf_values.value
             and (not leaves.direct_only or management.depth = 1)
+    inner join user_keys on user_keys.user_id = management.report_user_id
     where leaves.leaf_kind = 'reports_to'
 ),
 
@@ -393,19 +401,21 @@ program_counts as (
 ),
 
 program_sets_of_leaves as (
-    select node_id, user_id
+    select program_counts.node_id, user_keys.user_key
     from program_counts
-    where match_operator = 'any' or programs_counted = value_count
+    inner join user_keys on user_keys.user_id = program_counts.user_id
+    where program_counts.match_operator = 'any' or program_counts.programs_counted = program_counts.value_count
 ),
 
 -- Certification state is read from the last published run: certifications are assigned
 -- through audiences too, so this run's state cannot be an input of this run's audiences.
 certification_state_sets as (
-    select leaves.node_id, previous.user_id
+    select leaves.node_id, user_keys.user_key
     from leaves
     inner join leaf_values on leaf_values.node_id = leaves.node_id
     inner join previous_certification_users as previous
         on previous.certification_id = leaf_values.value
+    inner join user_keys on user_keys.user_id = previous.user_id
     where
         leaves.leaf_kind = 'certification_state'
         and list_contains(leaves.certification_states, previous.state)
@@ -426,7 +436,7 @@ leaf_sets as (
 ),
 
 leaf_members as (
-    select leaf_atoms.atom_id, leaf_sets.user_id
+    select leaf_atoms.atom_id, leaf_sets.user_key
     from leaf_sets
     inner join leaf_atoms on leaf_atoms.node_id = leaf_sets.node_id
 ),
@@ -442,9 +452,7 @@ all_members as (
 ),
 
 final as (
-    select all_members.atom_id, user_keys.user_key
-    from all_members
-    inner join user_keys on user_keys.user_id = all_members.user_id
+    select atom_id, user_key from all_members
 )
 
 select * from final

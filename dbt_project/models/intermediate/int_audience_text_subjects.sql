@@ -12,6 +12,10 @@ leaves as (
     where node_type = 'leaf'
 ),
 
+user_keys as (
+    select * from {{ ref('int_audience_user_keys') }}
+),
+
 users as (
     select * from {{ ref('dim_user') }}
 ),
@@ -119,8 +123,9 @@ text_subjects as (
 ),
 
 final as (
-    select text_subjects.*
+    select text_subjects.*, user_keys.user_key
     from text_subjects
+    inner join user_keys on user_keys.user_id = text_subjects.user_id
     semi join leaves
         on
             leaves.leaf_kind = text_subjects.leaf_kind
