@@ -70,9 +70,11 @@ def test_sets_from_pairs_matches_grouping_by_hand(pairs: list[tuple[int, int]]) 
 def test_pattern_matching_finds_every_overlapping_pattern_like_sql_would() -> None:
     values = ["a.turner.b@x", "turnerturner", "abc", "urn", "xturn", "", "ab"]
     subjects = pl.DataFrame({"user_key": list(range(len(values))), "value_lower": values})
-    wanted = [
-        ("contains", p) for p in ("turner", "urn", ".turner.", "ab", "zzz", "", "a.")
-    ] + [("starts_with", p) for p in ("a", "turn", "")] + [("ends_with", p) for p in ("n", "c")]
+    wanted = (
+        [("contains", p) for p in ("turner", "urn", ".turner.", "ab", "zzz", "", "a.")]
+        + [("starts_with", p) for p in ("a", "turn", "")]
+        + [("ends_with", p) for p in ("n", "c")]
+    )
     found = audience_sets._keys_by_pattern(
         subjects, [{"match_operator": op, "value_lower": p} for op, p in wanted]
     )

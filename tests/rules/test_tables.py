@@ -229,5 +229,3 @@ def test_a_reference_that_breaks_is_reported_on_the_run_that_broke_it(tmp_path: 
     assert con.execute("select is_broken, broken_since_run_id from rules.audience").fetchall() == [
         (True, "r2")
     ]
-
-
