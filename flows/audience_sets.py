@@ -35,8 +35,6 @@ WORD_BITS = 64
 _ONE = np.uint64(1)
 _DENSE, _SPARSE = b"D", b"S"  # encoding tags: raw words, or sorted uint32 keys
 
-DATE_INSTANT_FIELDS = frozenset({"first_access", "last_access"})  # the rest are calendar dates
-COMPLEMENT_KINDS = frozenset({"not_member_of"})
 MEMBERSHIP_KINDS = frozenset({"member_of", "not_member_of"})
 
 
@@ -189,19 +187,13 @@ def previous_member_sets(
         f"select m.audience_id, k.user_key from main.fct_audience_membership as m "
         f"inner join {user_keys} as k using (user_id) order by m.audience_id",
     )
-    ids, keys = rows["audience_id"], rows["user_key"].astype(np.int64)
-    sets = []
-    start = 0
-    for stop in [*(np.flatnonzero(ids[1:] != ids[:-1]) + 1).tolist(), len(ids)]:
-        if stop > start:
-            sets.append((str(ids[start]), encode(from_keys(keys[start:stop], words))))
-        start = stop
+    sets = _sets_by_group(rows["audience_id"], rows["user_key"], words)
     con.register(
         "previous_member_sets_from_facts",
         pa.table(
             {
-                "audience_id": pa.array([a for a, _ in sets], pa.string()),
-                "user_set": pa.array([b for _, b in sets], pa.binary()),
+                "audience_id": pa.array(list(sets), pa.string()),
+                "user_set": pa.array([encode(bits) for bits in sets.values()], pa.binary()),
             }
         ),
     )
@@ -236,14 +228,28 @@ def _range_keys(
     return keys[start:stop].astype(np.int64)
 
 
-def _group_slices(groups: np.ndarray) -> dict[int, tuple[int, int]]:
-    """group -> (start, stop) of its run in an array sorted by group."""
+def _group_slices(groups: np.ndarray) -> dict[Any, tuple[int, int]]:
+    """group -> (start, stop) of its run in an array sorted by group (numbers or texts)."""
     if not len(groups):
         return {}
-    edges = np.flatnonzero(np.diff(groups)) + 1
+    edges = np.flatnonzero(groups[1:] != groups[:-1]) + 1
     starts = np.concatenate(([0], edges))
     stops = np.concatenate((edges, [len(groups)]))
-    return {int(groups[a]): (int(a), int(b)) for a, b in zip(starts, stops, strict=True)}
+    return {_plain(groups[a]): (int(a), int(b)) for a, b in zip(starts, stops, strict=True)}
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (texts arrive as Python strings)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _sets_by_group(groups: np.ndarray, keys: np.ndarray, words: int) -> dict[Any, np.ndarray]:
+    """group -> the set of its keys, from (group, key) rows sorted by group."""
+    keys = keys.astype(np.int64)
+    return {
+        group: from_keys(keys[start:stop], words)
+        for group, (start, stop) in _group_slices(groups).items()
+    }
 
 
 def _nullable(value: Any) -> int | None:
@@ -596,15 +602,7 @@ def _static_members(
         f"select s.audience_id, k.user_key from {inputs.static_members} as s "
         f"inner join {inputs.user_keys} as k using (user_id) order by s.audience_id",
     )
-    ids = rows["audience_id"]
-    keys = rows["user_key"].astype(np.int64)
-    result = {}
-    start = 0
-    for stop in [*(np.flatnonzero(ids[1:] != ids[:-1]) + 1).tolist(), len(ids)]:
-        if stop > start:
-            result[str(ids[start])] = from_keys(keys[start:stop], words)
-        start = stop
-    return result
+    return _sets_by_group(rows["audience_id"], rows["user_key"], words)
 
 
 # ---------------------------------------------------------------------------------- changes
