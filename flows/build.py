@@ -10,10 +10,19 @@ path into it), and two test warehouses built at once never share a ``target/`` f
 The as-of instant is never passed as a dbt var (a changed var forces a full re-parse): the
 caller writes it into ``learnops.run_context`` (exactly one row) before calling
 :func:`build_warehouse`, and the models and snapshots read it from there.
+
+A process that builds several warehouses (the test suite, benchmarks) can set
+``LEARNOPS_DBT_REUSE_MANIFEST=1``: the project is then parsed once per process and database
+name, and later builds hand the parsed manifest to dbt (``dbtRunner(manifest=...)``, dbt's
+documented way to reuse one) instead of parsing again. Without it, each new warehouse path
+costs dbt a full parse (its partial-parse state is keyed on the profile, which holds the
+path), a few seconds each. The manifest is keyed on the database name (it names every
+relation) and a digest of the project's files, so an edited model is parsed again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
@@ -42,6 +51,12 @@ _BUILD_LOCK = threading.Lock()
 #: of the pairs on a forest's paths) and cost about 15 s at 1M users. Pass ``exclude=None``
 #: to run everything.
 PRODUCTION_EXCLUDE = "resource_type:unit_test tag:exhaustive"
+
+#: Environment variable that turns on in-process manifest reuse (see the module docstring).
+REUSE_MANIFEST_ENV = "LEARNOPS_DBT_REUSE_MANIFEST"
+
+# (database name, digest of the project's files) -> dbt's parsed Manifest
+_MANIFESTS: dict[tuple[str, str], Any] = {}
 
 _FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 _BUILT_RESOURCE_TYPES = frozenset({"model", "snapshot", "seed"})
@@ -98,8 +113,7 @@ def build_warehouse(
     target_path.mkdir(parents=True, exist_ok=True)
     log_path.mkdir(parents=True, exist_ok=True)
 
-    args = [
-        "build",
+    common = [
         "--project-dir",
         str(DBT_PROJECT_DIR),
         "--profiles-dir",
@@ -117,6 +131,7 @@ def build_warehouse(
         "--log-level-file",
         "info",
     ]
+    args = ["build", *common]
     if select:
         args += ["--select", select]
     if exclude:
@@ -129,7 +144,8 @@ def build_warehouse(
         from dbt.cli.main import dbtRunner
 
         try:
-            outcome = dbtRunner().invoke(args)
+            manifest = _parsed_manifest(database, common) if _reuse_manifest() else None
+            outcome = dbtRunner(manifest=manifest).invoke(args)
         finally:
             _close_duckdb()
         elapsed_s = time.perf_counter() - started
@@ -145,6 +161,36 @@ def build_warehouse(
     if failures or not outcome.success:
         raise BuildError(failures or ["dbt: build reported failure without a failing node"])
     return result
+
+
+def _reuse_manifest() -> bool:
+    return os.environ.get(REUSE_MANIFEST_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def _parsed_manifest(database: Path, common: list[str]) -> Any:
+    """The manifest parsed earlier in this process for this database name and project
+    state, else a fresh ``dbt parse`` (partial when ``state_dir`` allows); None if parsing
+    failed (the build then parses and reports the error itself)."""
+    from dbt.cli.main import dbtRunner
+
+    key = (database.stem, _project_digest())
+    if key not in _MANIFESTS:
+        parsed = dbtRunner().invoke(["parse", *common])
+        if not parsed.success or parsed.result is None:
+            return None
+        _MANIFESTS[key] = parsed.result
+    return _MANIFESTS[key]
+
+
+def _project_digest() -> str:
+    """A digest of every file dbt parses (models, macros, tests, snapshots, YAML)."""
+    digest = hashlib.sha256()
+    for path in sorted(DBT_PROJECT_DIR.rglob("*")):
+        relative = path.relative_to(DBT_PROJECT_DIR)
+        if relative.parts[0] in {"target", "logs", "dbt_packages"} or not path.is_file():
+            continue
+        digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def _close_duckdb() -> None:

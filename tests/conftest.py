@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,9 @@ import pytest
 from flows.runtime_env import configure_runtime_env
 
 configure_runtime_env()
+# The suite builds dozens of warehouses per process: parse the dbt project once per worker
+# (and database name) instead of once per new warehouse path (flows/build.py).
+os.environ.setdefault("LEARNOPS_DBT_REUSE_MANIFEST", "1")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,3 +70,4 @@ def rules_dir(tmp_path: Path) -> Path:
     directory.mkdir()
     (directory / "hr_import.yaml").write_text("defaults:\n  max_removed_fraction: 0.5\n")
     return directory
+
