@@ -24,7 +24,7 @@ command=${1:-demo}
 shift || true
 case "$command" in
     demo) exec .venv/bin/learnops demo "$@" ;;
-    test) exec .venv/bin/python -m pytest -m "not slow" -n 2 --dist loadfile "$@" ;;
+    test) exec .venv/bin/python -m pytest -m "not slow" -n 2 --dist loadfile --no-loadscope-reorder "$@" ;;
     learnops) exec .venv/bin/learnops "$@" ;;
     *) echo "usage: ./dev.sh demo|test|learnops [args]" >&2; exit 2 ;;
 esac

@@ -71,3 +71,66 @@ def rules_dir(tmp_path: Path) -> Path:
     (directory / "hr_import.yaml").write_text("defaults:\n  max_removed_fraction: 0.5\n")
     return directory
 
+
+# --- scheduling on pytest-xdist (./dev.sh test: --dist loadfile --no-loadscope-reorder) ---
+
+#: Test files that must run on one worker, one after the other, because they share a
+#: package-scoped fixture: tests/audiences/conftest.py's three pipeline runs. Spread over
+#: both workers (or interleaved with other packages) the fixture was built up to four times.
+SHARED_FIXTURE_GROUPS = {"tests/audiences/": "tests/audiences/"}
+
+#: Seconds each group costs (the sum of its test durations, measured with --durations=0 on
+#: 2 cores at load ~10, December 2026), to hand out the longest first: xdist gives the next
+#: group in this order to whichever worker is free, so both finish close together instead
+#: of one waiting on a late long file. Groups not listed weigh nothing and run last, in
+#: collection order; a list that is off makes the run slower, never wrong.
+GROUP_SECONDS = {
+    "tests/audiences/": 520,
+    "tests/test_plan.py": 410,
+    "tests/notifications/test_outbox.py": 355,
+    "tests/notifications/test_incremental.py": 305,
+    "tests/notifications/test_budget.py": 305,
+    "tests/dbt_build/test_dbt_certifications.py": 300,
+    "tests/test_pipeline.py": 260,
+    "tests/test_prefect_flow.py": 155,
+    "tests/dbt_build/test_dbt_identity.py": 155,
+    "tests/test_cli.py": 130,
+    "tests/programs/test_end_to_end.py": 130,
+    "tests/dbt_build/test_dbt_programs.py": 125,
+    "tests/test_explain_programs.py": 110,
+    "tests/test_explain.py": 90,
+    "tests/test_admin_guide.py": 60,
+    "tests/reports/test_scope.py": 37,
+}
+
+
+def xdist_group_of(nodeid: str) -> str:
+    """The scheduling group of a test: its shared-fixture group, else its file."""
+    path = nodeid.split("::", 1)[0]
+    for prefix, group in SHARED_FIXTURE_GROUPS.items():
+        if path.startswith(prefix):
+            return group
+    return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the groups longest first; tests keep their order within a group."""
+    order = {item: index for index, item in enumerate(items)}
+    items.sort(key=lambda item: (-GROUP_SECONDS.get(xdist_group_of(item.nodeid), 0), order[item]))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """--dist loadfile, with the files of a SHARED_FIXTURE_GROUPS entry as one unit.
+
+    (xdist's own --dist loadgroup left every test ungrouped here, xdist 3.8.0: its marks
+    never reached the scheduler.) Other modes keep xdist's scheduler.
+    """
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupedFileScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid)
+
+    return GroupedFileScheduling(config, log)
