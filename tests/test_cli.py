@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from .conftest import REPO_ROOT
+from .conftest import JOB_CSV, ORG_CSV, REPO_ROOT, USER_CSV
 
 LEARNOPS = [sys.executable, "-m", "flows.cli"]
 
@@ -122,32 +124,61 @@ def test_validate_checks_rule_references_against_the_feeds_it_would_import(
     assert "0 row(s) would be rejected, 1 rule reference(s) unknown" in result.stderr
 
 
-def test_run_prints_summary_and_refuses_going_back_in_time(
-    tmp_path: Path, small_org: Path, rules_dir: Path
-) -> None:
-    warehouse = tmp_path / "w.duckdb"
-    first = run_local(small_org, rules_dir, warehouse, "2026-02-01T00:00:00Z")
+@dataclass(frozen=True)
+class CliRun:
+    """What one `learnops run` of the four-person organisation left behind."""
+
+    feeds: Path
+    rules: Path
+    warehouse: Path
+    run: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
+    """One `learnops run` (1 Feb 2026) shared by the tests that read what it printed and
+    published: each run is a subprocess that pays dbt's import, a full parse and a build
+    (about 40 s on 2 cores). Nothing here writes the warehouse afterwards: going back in
+    time is refused before the building copy is made, and restore-feeds only reads."""
+    base = tmp_path_factory.mktemp("cli_run")
+    feeds = base / "feeds"
+    feeds.mkdir()
+    for name, text in (
+        ("org.csv", ORG_CSV),
+        ("user.csv", USER_CSV),
+        ("jobassignment.csv", JOB_CSV),
+    ):
+        (feeds / name).write_text(textwrap.dedent(text), encoding="utf-8")
+    rules = base / "rules"
+    rules.mkdir()
+    (rules / "hr_import.yaml").write_text("defaults:\n  max_removed_fraction: 0.5\n")
+    warehouse = base / "w.duckdb"
+    return CliRun(
+        feeds, rules, warehouse, run_local(feeds, rules, warehouse, "2026-02-01T00:00:00Z")
+    )
+
+
+def test_run_prints_summary_and_refuses_going_back_in_time(cli_run: CliRun) -> None:
+    first, warehouse = cli_run.run, cli_run.warehouse
     assert first.returncode == 0, first.stderr
     assert "succeeded" in first.stdout and "user" in first.stdout and str(warehouse) in first.stdout
-    back = run_local(small_org, rules_dir, warehouse, "2026-01-01")
+    published = warehouse.read_bytes()
+    back = run_local(cli_run.feeds, cli_run.rules, warehouse, "2026-01-01")
     assert back.returncode == 2
     assert "earlier than the last published run" in back.stderr
+    assert warehouse.read_bytes() == published
 
 
-def test_restore_feeds_writes_back_exactly_what_a_run_read(
-    tmp_path: Path, small_org: Path, rules_dir: Path
-) -> None:
-    warehouse = tmp_path / "w.duckdb"
-    ran = run_local(small_org, rules_dir, warehouse, "2026-02-01T00:00:00Z")
-    assert ran.returncode == 0, ran.stderr
+def test_restore_feeds_writes_back_exactly_what_a_run_read(cli_run: CliRun, tmp_path: Path) -> None:
+    assert cli_run.run.returncode == 0, cli_run.run.stderr
     import duckdb
 
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with duckdb.connect(str(cli_run.warehouse), read_only=True) as con:
         (run_id,) = con.execute("select run_id from pipeline_run").fetchall()[0]
     restored = learnops(
-        "restore-feeds", run_id, "--warehouse", warehouse, "--out", tmp_path / "replay"
+        "restore-feeds", run_id, "--warehouse", cli_run.warehouse, "--out", tmp_path / "replay"
     )
     assert restored.returncode == 0, restored.stderr
     assert "--as-of 2026-02-01T00:00:00Z" in restored.stdout
     for name in ("org.csv", "user.csv", "jobassignment.csv"):
-        assert (tmp_path / "replay" / name).read_bytes() == (small_org / name).read_bytes()
+        assert (tmp_path / "replay" / name).read_bytes() == (cli_run.feeds / name).read_bytes()
