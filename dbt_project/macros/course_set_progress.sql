@@ -29,6 +29,11 @@
     instants are all its opening or null: a templated learner's set rows are the template's
     with that opening replaced by theirs. So a table keeps about a fifth of the set rows.
 
+    keyed=true: `learners` bring their own learner_key, program_key x 2^32 + user_key
+    (macros/program_keys.sql), kept in the compact rows, and `user_keys` names a relation
+    of (user_id, user_key): the completions are then joined on one bigint per (user,
+    course) instead of the two text ids.
+
     Cost (the meaning is above). Group numbers are 1..n within a path
     (the rules loader numbers them so). Joins past the first are on integer keys numbered
     here (a learner, a set). Only learners with a counted completion of one of the path's
@@ -38,13 +43,14 @@
     theirs. The sequential groups are folded per learner from one sorted list, not with
     window functions.
 -#}
-{% macro course_set_progress(learners, course_sets, set_courses, completions, courses, grain='set') %}
+{% macro course_set_progress(learners, course_sets, set_courses, completions, courses, grain='set', keyed=false, user_keys=none) %}
     with
 
-    -- integer keys: one per learner (program, path, user) and one per set
+    -- integer keys: one per learner (program, path, user) and one per set. keyed=true: the
+    -- learners bring their own (a positive bigint, unique per row), kept in the compact rows
     keyed_learners as materialized (
         select
-            row_number() over () as learner_key,
+            {{ 'learners.learner_key' if keyed else 'row_number() over ()' }} as learner_key,
             learners.program_id,
             learners.path,
             learners.user_id,
@@ -72,8 +78,15 @@
         from {{ course_sets }} as sets
     ),
 
-    keyed_set_courses as (
-        select keyed_sets.program_id, keyed_sets.path, keyed_sets.set_key, set_courses.course_id
+    keyed_set_courses as {{ 'materialized ' if keyed }}(
+        select
+            keyed_sets.program_id,
+            keyed_sets.path,
+            keyed_sets.set_key,
+            set_courses.course_id
+            {%- if keyed %},
+            dense_rank() over (order by set_courses.course_id) as course_key
+            {%- endif %}
         from {{ set_courses }} as set_courses
         inner join keyed_sets
             on
@@ -81,30 +94,70 @@
                 and keyed_sets.path = set_courses.path
                 and keyed_sets.set_id = set_courses.set_id
     ),
+{%- if keyed %}
 
-    -- each listed course's earliest counted completion, per learner and set
-    course_firsts as materialized (
+    -- keyed: the (user, course) pair of every completion as one bigint, user_key x 2^20 +
+    -- course_key (fewer than 2^20 listed courses), so that the learners' listed courses
+    -- (learners x courses: 70M rows at 1M users) probe one number, not two texts
+    course_keys as (
+        select distinct course_id, course_key from keyed_set_courses
+    ),
+
+    keyed_completions as (
+        select
+            user_keys.user_key * 1048576 + course_keys.course_key as user_course_key,
+            completions.completed_at
+        from {{ completions }} as completions
+        inner join {{ user_keys }} as user_keys on user_keys.user_id = completions.user_id
+        inner join course_keys on course_keys.course_id = completions.course_id
+    ),
+{%- endif %}
+
+    -- every course each learner's path lists, per set
+    learner_courses as (
         select
             keyed_learners.learner_key,
+            keyed_learners.user_id,
+            keyed_learners.counted_from,
+            keyed_learners.as_of,
             keyed_set_courses.set_key,
-            keyed_set_courses.course_id,
-            min(completions.completed_at) as completed_at
+            keyed_set_courses.course_id
+            {%- if keyed %},
+            -- a keyed learner key is program_key x 2^32 + user_key (macros/program_keys.sql)
+            (keyed_learners.learner_key % 4294967296) * 1048576 + keyed_set_courses.course_key
+                as user_course_key
+            {%- endif %}
         from keyed_learners
         inner join keyed_set_courses
             on
                 keyed_set_courses.program_id = keyed_learners.program_id
                 and keyed_set_courses.path = keyed_learners.path
+    ),
+
+    -- each listed course's earliest counted completion, per learner and set
+    course_firsts as materialized (
+        select
+            learner_courses.learner_key,
+            learner_courses.set_key,
+            learner_courses.course_id,
+            min(completions.completed_at) as completed_at
+        from learner_courses
+        {%- if keyed %}
+        inner join keyed_completions as completions
+            on completions.user_course_key = learner_courses.user_course_key
+        {%- else %}
         inner join {{ completions }} as completions
             on
-                completions.user_id = keyed_learners.user_id
-                and completions.course_id = keyed_set_courses.course_id
+                completions.user_id = learner_courses.user_id
+                and completions.course_id = learner_courses.course_id
+        {%- endif %}
         -- one boolean, not comparisons: keeps DuckDB on the hash join (see int_audience_leaf_sets)
         where coalesce(
-            completions.completed_at <= keyed_learners.as_of
-            and completions.completed_at >= keyed_learners.counted_from,
-            completions.completed_at <= keyed_learners.as_of
+            completions.completed_at <= learner_courses.as_of
+            and completions.completed_at >= learner_courses.counted_from,
+            completions.completed_at <= learner_courses.as_of
         )
-        group by keyed_learners.learner_key, keyed_set_courses.set_key, keyed_set_courses.course_id
+        group by learner_courses.learner_key, learner_courses.set_key, learner_courses.course_id
     ),
 
     -- `some` sets: the completion at which both thresholds were first met, in order
@@ -361,7 +414,10 @@
             evaluated_rows.current_group_number,
             evaluated_rows.group_opens_at,
             evaluated_rows.path_courses_completed,
-            'learner' as row_kind
+            'learner' as row_kind{{ ',' if keyed }}
+            {%- if keyed %}
+            keyed_learners.learner_key
+            {%- endif %}
         from keyed_learners
         inner join evaluated_rows on evaluated_rows.learner_key = keyed_learners.learner_key
         inner join keyed_sets on keyed_sets.set_key = evaluated_rows.set_key
@@ -379,7 +435,10 @@
             template.current_group_number,
             null,
             template.path_courses_completed,
-            'templated_learner'
+            'templated_learner'{{ ',' if keyed }}
+            {%- if keyed %}
+            templated_learners.learner_key
+            {%- endif %}
         from templated_learners
         inner join learner_summaries as template
             on template.learner_key = templated_learners.template_key
@@ -408,7 +467,10 @@
             evaluated_rows.current_group_number,
             evaluated_rows.group_opens_at,
             evaluated_rows.path_courses_completed,
-            'template'
+            'template'{{ ',' if keyed }}
+            {%- if keyed %}
+            null::bigint
+            {%- endif %}
         from template_learners
         inner join evaluated_rows on evaluated_rows.learner_key = template_learners.learner_key
         inner join keyed_sets on keyed_sets.set_key = evaluated_rows.set_key
@@ -481,8 +543,9 @@
 {%- endmacro %}
 
 
-{#- The set-grain rows of a course_set_progress(grain='compact') relation (see above). -#}
-{% macro course_set_compact_rows(compact) %}
+{#- The set-grain rows of a course_set_progress(grain='compact') relation (see above);
+    keyed=true for one built with keyed=true (its learner_key is left out). -#}
+{% macro course_set_compact_rows(compact, keyed=false) %}
     with
 
     compact_rows as (
@@ -490,7 +553,7 @@
     ),
 
     final as (
-        select * exclude (row_kind)
+        select * exclude (row_kind{{ ', learner_key' if keyed }})
         from compact_rows
         where row_kind = 'learner'
 
@@ -531,9 +594,13 @@
 
 
 {#- One row per learner of a course_set_progress(grain='compact') relation: program_id, path,
-    user_id, opened_at, path_completed_at, current_group_number, path_courses_completed. -#}
-{% macro course_set_compact_learners(compact) %}
+    user_id, opened_at, path_completed_at, current_group_number, path_courses_completed, and
+    learner_key for one built with keyed=true. -#}
+{% macro course_set_compact_learners(compact, keyed=false) %}
     select
+        {%- if keyed %}
+        learner_key,
+        {%- endif %}
         program_id,
         path,
         user_id,

@@ -22,8 +22,11 @@
       open. A per-user resolution always applies (so changing it changes the outcome); the
       program's default resolves an open exception once, and what it gave is kept.
 
+    Holds what fct_program_user and the certification cycles read (and this run's changes).
     Also carries the learner's primary-path progress (completion instant, whether any
-    course of the content was completed, the current group) for fct_program_user.
+    course of the content was completed, the current group) for fct_program_user. Grouped
+    and joined on the learner key (macros/program_keys.sql); only the previous state, which
+    holds text ids, is joined on (program_id, user_id).
 -#}
 
 with
@@ -33,19 +36,19 @@ run_context as (
 ),
 
 programs as (
-    select * from {{ ref('stg_rules__programs') }}
+    {{ program_keys() }}
+),
+
+user_keys as (
+    select * from {{ ref('int_audience_user_keys') }}
 ),
 
 route_dues as (
     select * from {{ ref('fct_program_assignment_route') }}
 ),
 
-routes as (
-    select * from {{ ref('stg_rules__program_routes') }}
-),
-
 progress as (
-    {{ course_set_compact_learners(ref('int_program_course_sets_evaluated')) }}
+    {{ course_set_compact_learners(ref('int_program_course_sets_evaluated'), keyed=true) }}
 ),
 
 set_courses as (
@@ -60,44 +63,32 @@ resolutions as (
     select * from {{ ref('stg_rules__program_exception_resolutions') }}
 ),
 
--- each route's rank by key within its program (1 = the smallest key)
-route_ranks as (
-    select
-        program_id,
-        route_key,
-        row_number() over (partition by program_id order by route_key) as route_rank
-    from routes
-),
-
 -- ---------------------------------------------------------------- per learner
 learner_routes as (
     select
-        route_dues.program_id,
-        route_dues.user_id,
+        route_dues.learner_key,
+        any_value(route_dues.program_id) as program_id,
+        any_value(route_dues.user_id) as user_id,
         min(route_dues.assigned_at) as assigned_at,
         max(route_dues.due_at) as latest_route_due_at,
         -- the route with the latest due date; ties: the smallest key. One number orders
-        -- both (the due date's microseconds, then the rank, below 10^6 as a program has
-        -- far fewer routes; far cheaper than a struct at 10M learners)
+        -- both (the due date's microseconds, then the route number, which orders a
+        -- program's routes by key and stays below 10^6 as there are far fewer routes; far
+        -- cheaper than a struct at 10M learners)
         arg_min(
             route_dues.route_key,
-            -epoch_us(route_dues.due_at)::hugeint * 1000000 + route_ranks.route_rank
+            -epoch_us(route_dues.due_at)::hugeint * 1000000 + route_dues.route_number
         ) filter (where route_dues.due_at is not null) as latest_due_route_key,
         bool_and(route_dues.is_future) as is_future,
         bool_or(route_dues.is_base_missing) as has_missing_due_base,
         count(*) as route_count
     from route_dues
-    inner join route_ranks
-        on
-            route_ranks.program_id = route_dues.program_id
-            and route_ranks.route_key = route_dues.route_key
-    group by route_dues.program_id, route_dues.user_id
+    group by route_dues.learner_key
 ),
 
 learner_progress as (
     select
-        program_id,
-        user_id,
+        learner_key,
         path_completed_at as completed_at,
         current_group_number,
         path_courses_completed > 0 as has_course_completion
@@ -106,38 +97,50 @@ learner_progress as (
 
 -- duplicate_course: pairs of certifications sharing a course (of either path)
 certification_courses as (
-    select distinct set_courses.program_id, set_courses.course_id
+    select distinct programs.program_key, set_courses.course_id
     from set_courses
     inner join programs on programs.program_id = set_courses.program_id
     where programs.kind = 'certification'
 ),
 
 certification_pairs as (
-    select distinct mine.program_id, other.program_id as other_program_id
+    select distinct mine.program_key, other.program_key as other_program_key
     from certification_courses as mine
     inner join certification_courses as other
         on other.course_id = mine.course_id
-    where other.program_id <> mine.program_id
+    where other.program_key <> mine.program_key
 ),
 
 certification_learners as materialized (
-    select learner_routes.program_id, learner_routes.user_id
+    select learner_routes.learner_key
     from learner_routes
     semi join certification_courses
-        on certification_courses.program_id = learner_routes.program_id
+        on certification_courses.program_key = {{ learner_program_key('learner_routes.learner_key') }}
 ),
 
 -- each learner's other certifications that share a course with this one, then whether
--- the learner holds one of them (a semi join: never every pair of a user's learners)
+-- the learner holds one of them (a semi join: never every pair of a user's learners); a
+-- learner key less its program's part is the user key
 duplicate_course_learners as (
-    select distinct certification_learners.program_id, certification_learners.user_id
+    select distinct certification_learners.learner_key
     from certification_learners
     inner join certification_pairs
-        on certification_pairs.program_id = certification_learners.program_id
+        on certification_pairs.program_key = {{ learner_program_key('certification_learners.learner_key') }}
     semi join certification_learners as other
         on
-            other.program_id = certification_pairs.other_program_id
-            and other.user_id = certification_learners.user_id
+            other.learner_key = certification_learners.learner_key
+                + (certification_pairs.other_program_key - certification_pairs.program_key)
+                * 4294967296
+),
+
+-- the per-user resolutions of assigned learners, by learner key
+keyed_resolutions as (
+    select
+        {{ learner_key('programs.program_key', 'user_keys.user_key') }} as learner_key,
+        resolutions.resolution
+    from resolutions
+    inner join programs on programs.program_id = resolutions.program_id
+    inner join user_keys on user_keys.user_id = resolutions.user_id
 ),
 
 learners as (
@@ -152,8 +155,8 @@ learners as (
         coalesce(learner_progress.has_course_completion, false) as has_course_completion,
         learner_progress.current_group_number,
         learner_progress.completed_at is not null as is_complete,
-        duplicate_course_learners.user_id is not null as has_duplicate_course,
-        resolutions.resolution as user_resolution,
+        duplicate_course_learners.learner_key is not null as has_duplicate_course,
+        keyed_resolutions.resolution as user_resolution,
         previous_learners.user_id is not null as was_assigned,
         previous_learners.status as previous_status,
         previous_learners.due_at as previous_due_at,
@@ -162,20 +165,13 @@ learners as (
         previous_learners.exception_raised_at as previous_exception_raised_at,
         run_context.as_of
     from learner_routes
-    inner join programs on programs.program_id = learner_routes.program_id
+    inner join programs
+        on programs.program_key = {{ learner_program_key('learner_routes.learner_key') }}
     cross join run_context
-    left join learner_progress
-        on
-            learner_progress.program_id = learner_routes.program_id
-            and learner_progress.user_id = learner_routes.user_id
+    left join learner_progress on learner_progress.learner_key = learner_routes.learner_key
     left join duplicate_course_learners
-        on
-            duplicate_course_learners.program_id = learner_routes.program_id
-            and duplicate_course_learners.user_id = learner_routes.user_id
-    left join resolutions
-        on
-            resolutions.program_id = learner_routes.program_id
-            and resolutions.user_id = learner_routes.user_id
+        on duplicate_course_learners.learner_key = learner_routes.learner_key
+    left join keyed_resolutions on keyed_resolutions.learner_key = learner_routes.learner_key
     left join previous_learners
         on
             previous_learners.program_id = learner_routes.program_id
@@ -283,13 +279,12 @@ final as (
     select
         program_id,
         user_id,
+        learner_key,
         kind,
-        is_broken,
         assigned_at,
         route_count,
         due_at,
         case when due_at = latest_route_due_at then latest_due_route_key end as due_route_key,
-        latest_route_due_at,
         is_future,
         is_new_assignment,
         is_due_later,
@@ -305,9 +300,7 @@ final as (
         exception_raised_at,
         raised_exception_type is not null as is_exception_raised,
         exception_type is not null and exception_resolution is null as is_exception_open,
-        coalesce(exception_resolution = 'dismiss', false) as is_dismissed,
-        previous_status,
-        previous_due_at
+        coalesce(exception_resolution = 'dismiss', false) as is_dismissed
     from due_dates
 )
 

@@ -6,9 +6,10 @@
     counting every completion up to the as-of, the path opened at the learner's assignment
     instant (the earliest assigned_at over their current routes): course_set_progress at
     compact grain (docs/programs.md, "Course sets", "Groups"; the macro describes the
-    rows). Read back with course_set_compact_learners (one row per program, path and user:
-    the path's completion instant, current group, completed courses) and
-    course_set_compact_rows (one row per set).
+    rows), with int_program_route_users' learner_key. Read back with
+    course_set_compact_learners (one row per program, path and user: the path's completion
+    instant, current group, completed courses) and course_set_compact_rows (one row per
+    set).
 
     For a program this is its status. For a certification it is the first cycle (the
     primary path over all history), which a program_completion due date, "a complete
@@ -42,22 +43,43 @@ courses as (
     select * from {{ ref('stg_hr__courses') }}
 ),
 
+program_keys as (
+    {{ program_keys() }}
+),
+
+user_keys as (
+    select * from {{ ref('int_audience_user_keys') }}
+),
+
+-- grouped on the learner key, not the text pair (the user is the same in every row)
+learner_openings as (
+    select
+        learner_key,
+        any_value(program_key) as program_key,
+        any_value(user_id) as user_id,
+        min(assigned_at) as opened_at
+    from route_users
+    group by learner_key
+),
+
 learners as (
     select
-        route_users.program_id,
+        learner_openings.learner_key,
+        program_keys.program_id,
         'primary' as path,
-        route_users.user_id,
+        learner_openings.user_id,
         null::timestamp as counted_from,
-        min(route_users.assigned_at) as opened_at,
-        any_value(run_context.as_of) as as_of
-    from route_users
+        learner_openings.opened_at,
+        run_context.as_of
+    from learner_openings
+    inner join program_keys on program_keys.program_key = learner_openings.program_key
     cross join run_context
-    group by route_users.program_id, route_users.user_id
 ),
 
 progress as (
     {{ course_set_progress(
-        'learners', 'course_sets', 'set_courses', 'completions', 'courses', grain='compact'
+        'learners', 'course_sets', 'set_courses', 'completions', 'courses', grain='compact',
+        keyed=true, user_keys='user_keys'
     ) }}
 ),
 

@@ -18,6 +18,11 @@
     assignments it had on the previous run (their users still drop out once deleted).
     assigned_at is kept from the previous run while the route keeps selecting the user,
     else it is this run's as-of.
+
+    Rows hold the integer keys the later models join on (macros/program_keys.sql),
+    route_number, program_key, user_key and learner_key, with the user_id (completions and
+    the due-date bases are joined on it); program_id and route_key are the route's, joined
+    back by route_number where they are written (fct_program_assignment_route).
 -#}
 
 with
@@ -30,8 +35,9 @@ programs as (
     select * from {{ ref('stg_rules__programs') }}
 ),
 
+-- every route with its number and its program's key
 all_routes as (
-    select * from {{ ref('stg_rules__program_routes') }}
+    {{ route_numbers() }}
 ),
 
 -- the routes evaluated in this run: those of programs that are not broken
@@ -74,17 +80,22 @@ previous_route_users as (
     select * from {{ ref('stg_learnops__previous_program_route_users') }}
 ),
 
+user_keys as (
+    select * from {{ ref('int_audience_user_keys') }}
+),
+
 eligible_users as (
-    select user_id from {{ ref('dim_user') }}
-    where status <> 'deleted'
+    select users.user_id, user_keys.user_key
+    from {{ ref('dim_user') }} as users
+    inner join user_keys on user_keys.user_id = users.user_id
+    where users.status <> 'deleted'
 ),
 
 -- ---------------------------------------------------------------- organisation / position
 -- the items a route covers: each listed item, and with include_children its whole subtree
 route_items as (
     select
-        routes.program_id,
-        routes.route_key,
+        routes.route_number,
         routes.route_kind,
         route_targets.target_id as item_id
     from routes
@@ -96,7 +107,7 @@ route_items as (
 
     union all
 
-    select routes.program_id, routes.route_key, routes.route_kind, ancestry.descendant_id
+    select routes.route_number, routes.route_kind, ancestry.descendant_id
     from routes
     inner join route_targets
         on
@@ -107,7 +118,7 @@ route_items as (
 
     union all
 
-    select routes.program_id, routes.route_key, routes.route_kind, ancestry.descendant_id
+    select routes.route_number, routes.route_kind, ancestry.descendant_id
     from routes
     inner join route_targets
         on
@@ -130,7 +141,7 @@ job_items as (
 ),
 
 hierarchy_selections as (
-    select route_items.program_id, route_items.route_key, job_items.user_id
+    select route_items.route_number, job_items.user_id
     from route_items
     inner join job_items
         on
@@ -140,7 +151,7 @@ hierarchy_selections as (
 
 -- ---------------------------------------------------------------- audience
 audience_selections as (
-    select routes.program_id, routes.route_key, audience_members.user_id
+    select routes.route_number, audience_members.user_id
     from routes
     inner join route_targets
         on
@@ -153,7 +164,7 @@ audience_selections as (
 -- ---------------------------------------------------------------- manager
 manager_selections as (
     -- any of the manager's jobs: the user-level bridge (smallest depth over their jobs)
-    select routes.program_id, routes.route_key, management.report_user_id as user_id
+    select routes.route_number, management.report_user_id as user_id
     from routes
     inner join management on management.manager_user_id = routes.manager_user_id
     where
@@ -164,7 +175,7 @@ manager_selections as (
     union all
 
     -- through the named job only: the job-level bridge
-    select routes.program_id, routes.route_key, management_jobs.report_user_id
+    select routes.route_number, management_jobs.report_user_id
     from routes
     inner join management_jobs
         on
@@ -177,7 +188,7 @@ manager_selections as (
 
 -- ---------------------------------------------------------------- users / group
 listed_selections as (
-    select routes.program_id, routes.route_key, route_targets.target_id as user_id
+    select routes.route_number, route_targets.target_id as user_id
     from routes
     inner join route_targets
         on
@@ -209,13 +220,10 @@ selections as (
 
 -- broken programs: last run's assignments, as they were (on the routes still defined)
 kept_selections as (
-    select
-        previous_route_users.program_id,
-        previous_route_users.route_key,
-        previous_route_users.user_id
+    select all_routes.route_number, previous_route_users.user_id
     from previous_route_users
     inner join programs on programs.program_id = previous_route_users.program_id
-    semi join all_routes
+    inner join all_routes
         on
             all_routes.program_id = previous_route_users.program_id
             and all_routes.route_key = previous_route_users.route_key
@@ -228,20 +236,23 @@ route_users as (
     select *, true as is_kept from kept_selections
 ),
 
+-- the text ids of the route are the routes' (fct_program_assignment_route joins them back)
 final as (
     select
-        route_users.program_id,
-        route_users.route_key,
         route_users.user_id,
         coalesce(previous_route_users.assigned_at, run_context.as_of) as assigned_at,
-        previous_route_users.user_id is null as is_new_route_user,
-        route_users.is_kept
+        route_users.is_kept,
+        route_users.route_number,
+        all_routes.program_key,
+        eligible_users.user_key,
+        {{ learner_key('all_routes.program_key', 'eligible_users.user_key') }} as learner_key
     from route_users
-    semi join eligible_users on eligible_users.user_id = route_users.user_id
+    inner join eligible_users on eligible_users.user_id = route_users.user_id
+    inner join all_routes on all_routes.route_number = route_users.route_number
     left join previous_route_users
         on
-            previous_route_users.program_id = route_users.program_id
-            and previous_route_users.route_key = route_users.route_key
+            previous_route_users.program_id = all_routes.program_id
+            and previous_route_users.route_key = all_routes.route_key
             and previous_route_users.user_id = route_users.user_id
     cross join run_context
 )

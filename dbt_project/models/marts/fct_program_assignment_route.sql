@@ -16,6 +16,9 @@
 
     A date without a time (job start, custom field) is the start of its day in UTC: the
     site timezone is not in the warehouse yet (docs/programs.md).
+
+    The bases are joined back on (route_number, user_key), and the learner's key is kept
+    for int_program_assignments (macros/program_keys.sql): this run's keys, not for readers.
 -#}
 
 with
@@ -29,7 +32,11 @@ route_users as (
 ),
 
 routes as (
-    select * from {{ ref('stg_rules__program_routes') }}
+    {{ route_numbers() }}
+),
+
+program_keys as (
+    {{ program_keys() }}
 ),
 
 users as (
@@ -53,14 +60,17 @@ user_custom_fields as (
 ),
 
 progress as (
-    {{ course_set_compact_learners(ref('int_program_course_sets_evaluated')) }}
+    {{ course_set_compact_learners(ref('int_program_course_sets_evaluated'), keyed=true) }}
 ),
 
 route_user_rules as materialized (
     select
-        route_users.program_id,
-        route_users.route_key,
+        routes.program_id,
+        routes.route_key,
         route_users.user_id,
+        route_users.route_number,
+        route_users.user_key,
+        route_users.learner_key,
         route_users.assigned_at,
         route_users.is_kept,
         routes.route_kind,
@@ -69,12 +79,13 @@ route_user_rules as materialized (
         routes.due_base,
         routes.due_base_ref,
         routes.due_months,
-        routes.due_seconds
+        routes.due_seconds,
+        due_programs.program_key as due_program_key
     from route_users
-    inner join routes
-        on
-            routes.program_id = route_users.program_id
-            and routes.route_key = route_users.route_key
+    inner join routes on routes.route_number = route_users.route_number
+    -- the program a program_completion base refers to
+    left join program_keys as due_programs
+        on routes.due_base = 'program_completion' and due_programs.program_id = routes.due_base_ref
 ),
 
 relative_route_users as (
@@ -84,7 +95,7 @@ relative_route_users as (
 
 -- ---------------------------------------------------------------- bases, one kind each
 first_access_bases as (
-    select r.program_id, r.route_key, r.user_id, users.first_access_at as base_at
+    select r.route_number, r.user_key, users.first_access_at as base_at
     from relative_route_users as r
     inner join users on users.user_id = r.user_id
     cross join run_context
@@ -93,17 +104,17 @@ first_access_bases as (
 ),
 
 assignment_bases as (
-    select r.program_id, r.route_key, r.user_id, r.assigned_at as base_at
+    select r.route_number, r.user_key, r.assigned_at as base_at
     from relative_route_users as r
     where r.due_base = 'assignment'
 ),
 
 job_start_bases as (
-    select r.program_id, r.route_key, r.user_id, max(jobs.start_date)::timestamp as base_at
+    select r.route_number, r.user_key, max(jobs.start_date)::timestamp as base_at
     from relative_route_users as r
     inner join jobs on jobs.user_id = r.user_id
     where r.due_base = 'job_start' and jobs.start_date is not null
-    group by r.program_id, r.route_key, r.user_id
+    group by r.route_number, r.user_key
 ),
 
 -- position_assigned: the versions of each live job now in a referenced position; a stint
@@ -156,7 +167,7 @@ position_assigned_at as (
 ),
 
 position_assigned_bases as (
-    select r.program_id, r.route_key, r.user_id, position_assigned_at.assigned_at as base_at
+    select r.route_number, r.user_key, position_assigned_at.assigned_at as base_at
     from relative_route_users as r
     inner join position_assigned_at
         on
@@ -166,28 +177,27 @@ position_assigned_bases as (
 ),
 
 course_completion_bases as (
-    select r.program_id, r.route_key, r.user_id, max(completions.completed_at) as base_at
+    select r.route_number, r.user_key, max(completions.completed_at) as base_at
     from relative_route_users as r
     inner join completions
         on completions.user_id = r.user_id and completions.course_id = r.due_base_ref
     cross join run_context
     where r.due_base = 'course_completion' and completions.completed_at <= run_context.as_of
-    group by r.program_id, r.route_key, r.user_id
+    group by r.route_number, r.user_key
 ),
 
 program_completion_bases as (
-    select r.program_id, r.route_key, r.user_id, progress.path_completed_at as base_at
+    select r.route_number, r.user_key, progress.path_completed_at as base_at
     from relative_route_users as r
     inner join progress
-        on progress.program_id = r.due_base_ref and progress.user_id = r.user_id
+        on progress.learner_key = {{ learner_key('r.due_program_key', 'r.user_key') }}
     where r.due_base = 'program_completion' and progress.path_completed_at is not null
 ),
 
 custom_field_bases as (
     select
-        r.program_id,
-        r.route_key,
-        r.user_id,
+        r.route_number,
+        r.user_key,
         try_cast(fields.field_value as date)::timestamp as base_at
     from relative_route_users as r
     inner join user_custom_fields as fields
@@ -231,13 +241,11 @@ route_dues as (
             as is_future,
         coalesce(r.due_kind = 'relative' and r.due_base <> 'first_access' and bases.base_at is null, false)
             as is_base_missing,
-        r.is_kept
+        r.is_kept,
+        r.route_number,
+        r.learner_key
     from route_user_rules as r
-    left join bases
-        on
-            bases.program_id = r.program_id
-            and bases.route_key = r.route_key
-            and bases.user_id = r.user_id
+    left join bases on bases.route_number = r.route_number and bases.user_key = r.user_key
 ),
 
 final as (
@@ -254,7 +262,9 @@ final as (
         due_at,
         is_future,
         is_base_missing,
-        is_kept
+        is_kept,
+        route_number,
+        learner_key
     from route_dues
 )
 

@@ -32,13 +32,14 @@ certification_learners as (
 ),
 
 certification_progress as (
-    {{ course_set_compact_learners(ref('int_program_certification_course_sets_evaluated')) }}
+    {{ course_set_compact_learners(
+        ref('int_program_certification_course_sets_evaluated'), keyed=true
+    ) }}
 ),
 
 certification_path_summaries as (
     select
-        program_id,
-        user_id,
+        learner_key,
         path_courses_completed > 0 as has_course_completion,
         current_group_number
     from certification_progress
@@ -61,9 +62,7 @@ learner_paths as (
             certification_learners.certification_id = assignments.program_id
             and certification_learners.user_id = assignments.user_id
     left join certification_path_summaries
-        on
-            certification_path_summaries.program_id = assignments.program_id
-            and certification_path_summaries.user_id = assignments.user_id
+        on certification_path_summaries.learner_key = assignments.learner_key
 ),
 
 progress as (
