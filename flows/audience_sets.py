@@ -159,6 +159,19 @@ def key_count(con: duckdb.DuckDBPyConnection, user_keys: str) -> int:
     return int(count)
 
 
+def user_set(
+    con: duckdb.DuckDBPyConnection, users: str, user_keys: str, words: int, deleted: bool = True
+) -> np.ndarray:
+    """The users of `dim_user` (``users``) as a set, with or without the deleted ones."""
+    condition = "" if deleted else "where u.status <> 'deleted'"
+    keys = _columns(
+        con,
+        f"select k.user_key from {users} as u "
+        f"inner join {user_keys} as k using (user_id) {condition}",
+    )["user_key"]
+    return from_keys(keys.astype(np.int64), words)
+
+
 def register(relations: Mapping[str, duckdb.DuckDBPyRelation], prefix: str) -> dict[str, str]:
     """Give each dbt relation a temporary view name the queries here can use."""
     names = {}
@@ -217,6 +230,18 @@ class LeafInputs:
     course_leaves: str
     course_completions: str
     user_keys: str
+    job_keys: str
+    users: str
+
+
+# the item a job-item leaf tests, and the job_keys column saying whether a job has it
+_JOB_ITEM_OF_KIND = {
+    "job_title": "true",  # every job has a title (possibly empty)
+    "organisation_type": "has_organisation",
+    "organisation_custom_field": "has_organisation",
+    "position_type": "has_position",
+    "position_custom_field": "has_position",
+}
 
 
 def _range_keys(
@@ -291,18 +316,85 @@ def evaluate_leaf_sets(con: duckdb.DuckDBPyConnection, inputs: LeafInputs) -> pa
 def _atom_leaf_sets(
     con: duckdb.DuckDBPyConnection, inputs: LeafInputs, words: int
 ) -> dict[int, np.ndarray]:
-    refs = _columns(con, f"select node_id, atom_id from {inputs.leaf_atoms} order by node_id")
+    """Leaves whose set is the union of their atoms' sets (int_audience_leaf_atoms)."""
+    refs = _columns(
+        con,
+        f"select node_id, atom_id, member_space = 'job' as in_job_space, leaf_kind "
+        f"from {inputs.leaf_atoms} order by node_id",
+    )
     if not len(refs["node_id"]):
         return {}
-    members = _columns(con, f"select atom_id, user_key from {inputs.atom_members}")
+    members = _columns(con, f"select atom_id, member_key from {inputs.atom_members}")
     atom_count = int(refs["atom_id"].max()) + 1
+    job_atoms = np.zeros(atom_count, dtype=bool)
+    job_atoms[refs["atom_id"][refs["in_job_space"]]] = True
+    of_jobs = job_atoms[members["atom_id"]]
     atoms = sets_from_pairs(
-        members["atom_id"], members["user_key"].astype(np.int64), atom_count, words
+        members["atom_id"][~of_jobs],
+        members["member_key"][~of_jobs].astype(np.int64),
+        atom_count,
+        words,
     )
-    return {
-        node_id: np.bitwise_or.reduce(atoms[refs["atom_id"][start:stop]], axis=0)
-        for node_id, (start, stop) in _group_slices(refs["node_id"]).items()
+    sets = {}
+    job_leaves = {}
+    for node_id, (start, stop) in _group_slices(refs["node_id"]).items():
+        if refs["in_job_space"][start]:
+            job_leaves[node_id] = str(refs["leaf_kind"][start])
+        else:
+            sets[node_id] = np.bitwise_or.reduce(atoms[refs["atom_id"][start:stop]], axis=0)
+    if job_leaves:
+        matched_jobs = _job_atom_sets(
+            con, inputs, members["atom_id"][of_jobs], members["member_key"][of_jobs]
+        )
+        atom_of_leaf = dict(zip(refs["node_id"], refs["atom_id"], strict=True))
+        sets.update(
+            _negative_job_leaf_sets(con, inputs, job_leaves, atom_of_leaf, matched_jobs, words)
+        )
+    return sets
+
+
+def _job_atom_sets(
+    con: duckdb.DuckDBPyConnection, inputs: LeafInputs, atom_ids: np.ndarray, job_keys: np.ndarray
+) -> dict[int, np.ndarray]:
+    """atom -> the set of its jobs, over this run's job keys."""
+    (job_count,) = con.execute(f"select count(*) from {inputs.job_keys}").fetchone()
+    order = np.argsort(atom_ids, kind="stable")
+    return _sets_by_group(atom_ids[order], job_keys[order], words_for(int(job_count)))
+
+
+def _negative_job_leaf_sets(
+    con: duckdb.DuckDBPyConnection,
+    inputs: LeafInputs,
+    leaf_kinds: Mapping[int, str],
+    atom_of_leaf: Mapping[int, int],
+    matched_jobs: Mapping[int, np.ndarray],
+    words: int,
+) -> dict[int, np.ndarray]:
+    """Stored sets of negative job-item leaves: users none of whose item-jobs fail to match.
+
+    The leaf holds for a user with a job that has the item and does not match (a job whose
+    title is not X); its stored set is the complement, users without such a job: everyone
+    present minus the owners of the item-jobs outside the matched jobs.
+    """
+    jobs = _columns(
+        con,
+        f"select user_key, has_organisation, has_position from {inputs.job_keys} order by job_key",
+    )
+    owner = jobs["user_key"].astype(np.int64)
+    job_words = words_for(len(owner))
+    every_job = from_keys(np.arange(len(owner)), job_words)
+    item_jobs = {
+        "true": every_job,
+        "has_organisation": from_keys(np.flatnonzero(jobs["has_organisation"]), job_words),
+        "has_position": from_keys(np.flatnonzero(jobs["has_position"]), job_words),
     }
+    present = user_set(con, inputs.users, inputs.user_keys, words)
+    sets = {}
+    for node_id, leaf_kind in leaf_kinds.items():
+        matched = matched_jobs.get(atom_of_leaf[node_id], empty(job_words))
+        failing = item_jobs[_JOB_ITEM_OF_KIND[leaf_kind]] & ~matched
+        sets[node_id] = present & ~from_keys(owner[to_keys(failing)], words)
+    return sets
 
 
 def _pattern_leaf_sets(
@@ -528,14 +620,7 @@ def evaluate_member_sets(con: duckdb.DuckDBPyConnection, inputs: MemberInputs) -
         "not is_broken and is_in_window and (add_members or remove_members) as is_evaluated, "
         f"add_members, remove_members from {inputs.audiences} order by stage, audience_id",
     )
-    eligible = from_keys(
-        _columns(
-            con,
-            f"select k.user_key from {inputs.users} as u "
-            f"inner join {inputs.user_keys} as k using (user_id) where u.status <> 'deleted'",
-        )["user_key"].astype(np.int64),
-        words,
-    )
+    eligible = user_set(con, inputs.users, inputs.user_keys, words, deleted=False)
     previous = _stored_sets(con, inputs.previous, "audience_id", words) if inputs.previous else {}
     nodes = _trees(con, inputs.nodes)
     leaf_set = _stored_sets(con, inputs.leaf_sets, "node_id", words)

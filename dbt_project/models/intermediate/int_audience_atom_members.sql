@@ -1,15 +1,17 @@
 {#-
-    The users of every atom of int_audience_leaf_atoms: one row per (atom, user key), with
-    repeats allowed (a user with two matching jobs appears twice; the bitsets absorb it).
-    Only the subjects some leaf reads are looked at, and every atom is computed once however
-    many leaves share it.
+    The members of every atom of int_audience_leaf_atoms: one row per (atom, member key), with
+    repeats allowed (a user with two matching jobs appears twice; the bitsets absorb it). A
+    member key is a user key, or a job key (int_audience_job_keys) for atoms whose
+    member_space is 'job'. Only the subjects some leaf reads are looked at, and every atom is
+    computed once however many leaves share it.
 -#}
 
 with
 
 atoms as (
     select distinct
-        atom_id, atom_kind, leaf_kind, field_name, is_custom_field, atom_value, include_children
+        atom_id, atom_kind, leaf_kind, field_name, is_custom_field, atom_value, include_children,
+        member_space
     from {{ ref('int_audience_leaf_atoms') }}
 ),
 
@@ -31,18 +33,10 @@ user_keys as (
     select * from {{ ref('int_audience_user_keys') }}
 ),
 
--- users and jobs carry the user's key from here on: joining the keys onto the inputs (1M
--- rows) is far cheaper than onto the atoms' members (up to ~100M rows)
-users as (
-    select users.*, user_keys.user_key
-    from {{ ref('dim_user') }} as users
-    inner join user_keys on user_keys.user_id = users.user_id
-),
-
+-- jobs carry their user's key (int_audience_job_keys): joining the keys onto the inputs
+-- (1M rows) is far cheaper than onto the atoms' members (up to ~100M rows)
 jobs as (
-    select jobs.*, user_keys.user_key
-    from {{ ref('dim_job_assignment') }} as jobs
-    inner join user_keys on user_keys.user_id = jobs.user_id
+    select * from {{ ref('int_audience_job_keys') }}
 ),
 
 organisation_ancestry as (
@@ -158,7 +152,7 @@ text_equal_matches as (
         text_leaves.leaf_kind,
         text_leaves.is_complement,
         subjects.user_key,
-        subjects.job_id
+        subjects.job_key
     from text_leaves
     inner join leaf_values on leaf_values.node_id = text_leaves.node_id
     inner join present_text_subjects as subjects
@@ -208,7 +202,7 @@ text_pattern_matches as (
         matches.leaf_kind,
         matches.is_complement,
         subjects.user_key,
-        subjects.job_id
+        subjects.job_key
     from pattern_value_matches as matches
     inner join present_text_subjects as subjects
         on
@@ -224,7 +218,7 @@ text_present_matches as (
         text_leaves.leaf_kind,
         text_leaves.is_complement,
         subjects.user_key,
-        subjects.job_id
+        subjects.job_key
     from text_leaves
     inner join present_text_subjects as subjects
         on
@@ -248,80 +242,21 @@ user_text_sets as (
     where leaf_kind = 'user_field'
 ),
 
--- A job "has an item" for a kind when it has an organisation (organisation_*), a position
--- (position_*); every job has a title. Positive operator: users with a matching job.
--- Negative operator: the leaf holds for users with a job whose item does not match, stored
--- as the complement: users with no job that has an item, plus users all of whose such jobs
--- match.
-item_kinds as (
-    select * from (
-        values
-        ('job_title', 'job'),
-        ('organisation_type', 'organisation'),
-        ('organisation_custom_field', 'organisation'),
-        ('position_type', 'position'),
-        ('position_custom_field', 'position')
-    ) as kinds (leaf_kind, item)
-),
-
-job_item_leaves as (
-    select text_leaves.*, item_kinds.item
-    from text_leaves
-    inner join item_kinds on item_kinds.leaf_kind = text_leaves.leaf_kind
-),
-
-user_item_jobs as (
-    select user_key, item, count(*) as jobs_with_item
-    from jobs
-    cross join (values ('job'), ('organisation'), ('position')) as items (item)
-    where
-        item = 'job'
-        or (item = 'organisation' and organisation_id is not null)
-        or (item = 'position' and position_id is not null)
-    group by user_key, item
-),
-
-users_without_item as (
-    select users.user_key, items.item
-    from users
-    cross join (values ('job'), ('organisation'), ('position')) as items (item)
-    anti join user_item_jobs
-        on user_item_jobs.user_key = users.user_key and user_item_jobs.item = items.item
-),
-
+-- A job-item leaf tests "exists a job whose item passes". Positive operator: the users
+-- with a matching job. Negative operator: the leaf's stored set is its positive twin's
+-- complement, "no item-job fails", which needs all of a user's jobs: the atom holds the
+-- matching jobs' keys and int_audience_leaf_sets compares, per user, the matching jobs with
+-- the item-jobs (one bit count per leaf instead of a group-by over the matches).
 job_positive_sets as (
-    select matches.node_id, matches.user_key
-    from text_matches as matches
-    inner join job_item_leaves on job_item_leaves.node_id = matches.node_id
-    where not job_item_leaves.is_complement
+    select node_id, user_key
+    from text_matches
+    where leaf_kind <> 'user_field' and not is_complement
 ),
 
-job_matches_per_user as (
-    select matches.node_id, matches.user_key, count(distinct matches.job_id) as jobs_matched
-    from text_matches as matches
-    inner join job_item_leaves on job_item_leaves.node_id = matches.node_id
-    where job_item_leaves.is_complement
-    group by matches.node_id, matches.user_key
-),
-
-job_complement_sets as (
-    -- users all of whose jobs with an item match
-    select per_user.node_id, per_user.user_key
-    from job_matches_per_user as per_user
-    inner join job_item_leaves on job_item_leaves.node_id = per_user.node_id
-    inner join user_item_jobs
-        on
-            user_item_jobs.user_key = per_user.user_key
-            and user_item_jobs.item = job_item_leaves.item
-    where per_user.jobs_matched = user_item_jobs.jobs_with_item
-
-    union all
-
-    -- users with no job that has an item
-    select job_item_leaves.node_id, users_without_item.user_key
-    from job_item_leaves
-    inner join users_without_item on users_without_item.item = job_item_leaves.item
-    where job_item_leaves.is_complement
+job_complement_matches as (
+    select node_id, job_key
+    from text_matches
+    where leaf_kind <> 'user_field' and is_complement
 ),
 
 reports_to_sets as (
@@ -426,8 +361,6 @@ leaf_sets as (
     union all
     select * from job_positive_sets
     union all
-    select * from job_complement_sets
-    union all
     select * from reports_to_sets
     union all
     select * from program_sets_of_leaves
@@ -439,6 +372,12 @@ leaf_members as (
     select leaf_atoms.atom_id, leaf_sets.user_key
     from leaf_sets
     inner join leaf_atoms on leaf_atoms.node_id = leaf_sets.node_id
+
+    union all
+
+    select leaf_atoms.atom_id, matches.job_key
+    from job_complement_matches as matches
+    inner join leaf_atoms on leaf_atoms.node_id = matches.node_id
 ),
 
 all_members as (
@@ -452,7 +391,7 @@ all_members as (
 ),
 
 final as (
-    select atom_id, user_key from all_members
+    select atom_id, user_key as member_key from all_members
 )
 
 select * from final

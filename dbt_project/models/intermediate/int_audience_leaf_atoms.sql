@@ -6,7 +6,9 @@
     leaves name is found once: users whose field has a value, users with a job whose item has
     a value, users with a job in an organisation's (position's) subtree, managers with
     direct reports. Leaves whose set does not split into shared atoms get an atom of their
-    own. Date and course-completion leaves are range look-ups in int_audience_leaf_sets,
+    own. An atom's members are user keys, except for the own atom of a negative job-item
+    leaf ("a job whose title is not X"), whose members are the keys of the jobs that match
+    its positive twin (member_space 'job'): int_audience_leaf_sets turns those into users. Date and course-completion leaves are range look-ups in int_audience_leaf_sets,
     member_of leaves are folded in int_audience_member_sets: neither has atoms.
 
     Rule values arrive as rows of stg_rules__audience_node_values and are only ever joined
@@ -49,43 +51,62 @@ classified as (
     from leaves
 ),
 
+spaced as (
+    select
+        *,
+        case
+            when
+                atom_kind = 'leaf'
+                and is_complement
+                and leaf_kind in (
+                    'job_title', 'organisation_type', 'organisation_custom_field',
+                    'position_type', 'position_custom_field'
+                )
+                then 'job'
+            else 'user'
+        end as member_space
+    from classified
+),
+
 atom_refs as (
     select
-        classified.node_id,
-        classified.atom_kind,
-        classified.leaf_kind,
-        coalesce(classified.field_name, '') as field_name,
-        classified.is_custom_field,
+        spaced.node_id,
+        spaced.atom_kind,
+        spaced.leaf_kind,
+        coalesce(spaced.field_name, '') as field_name,
+        spaced.is_custom_field,
         leaf_values.value_lower as atom_value,
-        false as include_children
-    from classified
-    inner join leaf_values on leaf_values.node_id = classified.node_id
-    where classified.atom_kind = 'value'
+        false as include_children,
+        spaced.member_space
+    from spaced
+    inner join leaf_values on leaf_values.node_id = spaced.node_id
+    where spaced.atom_kind = 'value'
 
     union all
 
     select
-        classified.node_id,
-        classified.atom_kind,
-        classified.leaf_kind,
+        spaced.node_id,
+        spaced.atom_kind,
+        spaced.leaf_kind,
         '',
         false,
         leaf_values.value,
-        coalesce(classified.include_children, false)
-    from classified
-    inner join leaf_values on leaf_values.node_id = classified.node_id
-    where classified.atom_kind = 'subtree'
+        coalesce(spaced.include_children, false),
+        spaced.member_space
+    from spaced
+    inner join leaf_values on leaf_values.node_id = spaced.node_id
+    where spaced.atom_kind = 'subtree'
 
     union all
 
-    select node_id, atom_kind, leaf_kind, '', false, '', false
-    from classified
+    select node_id, atom_kind, leaf_kind, '', false, '', false, member_space
+    from spaced
     where atom_kind = 'direct_reports'
 
     union all
 
-    select node_id, atom_kind, leaf_kind, '', false, node_id::varchar, false
-    from classified
+    select node_id, atom_kind, leaf_kind, '', false, node_id::varchar, false, member_space
+    from spaced
     where atom_kind = 'leaf'
 ),
 
@@ -100,7 +121,8 @@ final as (
         field_name,
         is_custom_field,
         atom_value,
-        include_children
+        include_children,
+        member_space
     from atom_refs
 )
 

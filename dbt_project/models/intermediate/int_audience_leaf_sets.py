@@ -22,6 +22,8 @@ def model(dbt, session):
         "course_leaves": dbt.ref("int_audience_course_leaves"),
         "course_completions": dbt.ref("int_audience_course_completions"),
         "user_keys": dbt.ref("int_audience_user_keys"),
+        "job_keys": dbt.ref("int_audience_job_keys"),
+        "users": dbt.ref("dim_user"),
     }
     names = audience_sets.register(relations, prefix="leaf_sets")
     return audience_sets.evaluate_leaf_sets(session, audience_sets.LeafInputs(**names))
