@@ -234,13 +234,13 @@ class LeafInputs:
     users: str
 
 
-# the item a job-item leaf tests, and the job_keys column saying whether a job has it
+# the item a job-item leaf tests: for the job title, the job itself (every job has one)
 _JOB_ITEM_OF_KIND = {
-    "job_title": "true",  # every job has a title (possibly empty)
-    "organisation_type": "has_organisation",
-    "organisation_custom_field": "has_organisation",
-    "position_type": "has_position",
-    "position_custom_field": "has_position",
+    "job_title": "job",
+    "organisation_type": "organisation",
+    "organisation_custom_field": "organisation",
+    "position_type": "position",
+    "position_custom_field": "position",
 }
 
 
@@ -382,11 +382,10 @@ def _negative_job_leaf_sets(
     )
     owner = jobs["user_key"].astype(np.int64)
     job_words = words_for(len(owner))
-    every_job = from_keys(np.arange(len(owner)), job_words)
     item_jobs = {
-        "true": every_job,
-        "has_organisation": from_keys(np.flatnonzero(jobs["has_organisation"]), job_words),
-        "has_position": from_keys(np.flatnonzero(jobs["has_position"]), job_words),
+        "job": from_keys(np.arange(len(owner)), job_words),
+        "organisation": from_keys(np.flatnonzero(jobs["has_organisation"]), job_words),
+        "position": from_keys(np.flatnonzero(jobs["has_position"]), job_words),
     }
     present = user_set(con, inputs.users, inputs.user_keys, words)
     sets = {}
