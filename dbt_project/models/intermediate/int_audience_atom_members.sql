@@ -10,8 +10,7 @@ with
 
 atoms as (
     select distinct
-        atom_id, atom_kind, leaf_kind, field_name, is_custom_field, atom_value, include_children,
-        member_space
+        atom_id, atom_kind, leaf_kind, field_name, is_custom_field, atom_value, include_children
     from {{ ref('int_audience_leaf_atoms') }}
 ),
 
@@ -243,10 +242,11 @@ user_text_sets as (
 ),
 
 -- A job-item leaf tests "exists a job whose item passes". Positive operator: the users
--- with a matching job. Negative operator: the leaf's stored set is its positive twin's
--- complement, "no item-job fails", which needs all of a user's jobs: the atom holds the
--- matching jobs' keys and int_audience_leaf_sets compares, per user, the matching jobs with
--- the item-jobs (one bit count per leaf instead of a group-by over the matches).
+-- with a matching job. Negative operator: the leaf holds for users with an item-job that
+-- does not match, so its stored set (is_complement) is "no item-job fails", which needs
+-- all of a user's jobs: the atom holds the keys of the matching jobs, and
+-- int_audience_leaf_sets takes the item-jobs outside them to their users (a few bit
+-- operations per leaf instead of a group-by over every match).
 job_positive_sets as (
     select node_id, user_key
     from text_matches
