@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from flows.warehouse import table_exists
+from flows.warehouse import fetch_dicts, table_exists
 
 WORD_BITS = 64
 _ONE = np.uint64(1)
@@ -145,12 +145,6 @@ def sets_from_pairs(
 def _columns(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> dict:
     """A query's result as numpy arrays by column name."""
     return con.execute(sql, list(params)).fetchnumpy()
-
-
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[dict]:
-    cursor = con.execute(sql, list(params))
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def key_count(con: duckdb.DuckDBPyConnection, user_keys: str) -> int:
@@ -290,7 +284,7 @@ def evaluate_leaf_sets(con: duckdb.DuckDBPyConnection, inputs: LeafInputs) -> pa
     user_set (see `encode`).
     """
     words = words_for(key_count(con, inputs.user_keys))
-    leaves = _rows(
+    leaves = fetch_dicts(
         con,
         f"select node_id, audience_id, leaf_kind from {inputs.nodes} "
         "where node_type = 'leaf' and leaf_kind not in ('member_of', 'not_member_of') "
@@ -405,7 +399,7 @@ def _pattern_leaf_sets(
     overlapping matches: polars `extract_many`), so a field with hundreds of pattern leaves
     costs about what one costs; SQL would test every (leaf, user) pair.
     """
-    patterns = _rows(
+    patterns = fetch_dicts(
         con,
         f"select n.node_id, n.field_name, n.is_custom_field, n.match_operator, v.value_lower "
         f"from {inputs.nodes} as n inner join {inputs.node_values} as v using (node_id) "
@@ -472,7 +466,7 @@ def _keys_by_pattern(subjects: pl.DataFrame, rows: list[dict]) -> dict[tuple[str
 def _date_leaf_sets(
     con: duckdb.DuckDBPyConnection, inputs: LeafInputs, words: int
 ) -> dict[int, np.ndarray]:
-    leaves = _rows(
+    leaves = fetch_dicts(
         con, f"select node_id, field_no, lower_value, upper_value from {inputs.date_leaves}"
     )
     if not leaves:
@@ -498,7 +492,7 @@ def _date_leaf_sets(
 def _course_leaf_sets(
     con: duckdb.DuckDBPyConnection, inputs: LeafInputs, words: int
 ) -> dict[int, np.ndarray]:
-    listed = _rows(
+    listed = fetch_dicts(
         con,
         f"select c.node_id, c.course_no, c.lower_us, c.upper_us, n.match_operator "
         f"from {inputs.course_leaves} as c inner join {inputs.nodes} as n using (node_id) "
@@ -560,7 +554,7 @@ class _Node:
 
 def _trees(con: duckdb.DuckDBPyConnection, nodes: str) -> dict[int, _Node]:
     """Every rule node by id, children in order."""
-    rows = _rows(
+    rows = fetch_dicts(
         con,
         "select node_id, audience_id, parent_node_id, node_type, leaf_kind, is_complement "
         f"from {nodes} "
@@ -613,7 +607,7 @@ def evaluate_member_sets(con: duckdb.DuckDBPyConnection, inputs: MemberInputs) -
     (they leave). Columns: audience_id, user_count, user_set, previous_user_set.
     """
     words = words_for(key_count(con, inputs.user_keys))
-    audiences = _rows(
+    audiences = fetch_dicts(
         con,
         "select audience_id, kind, stage, root_node_id, "
         "not is_broken and is_in_window and (add_members or remove_members) as is_evaluated, "

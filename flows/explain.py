@@ -52,6 +52,7 @@ from flows.explain_user import (
     render_messages,
 )
 from flows.rules.loader import suggest
+from flows.warehouse import fetch_dicts
 
 HOLDS, FAILS = "✓", "✗"
 
@@ -356,13 +357,6 @@ class _Audience:
             raise AttributeError(name) from None
 
 
-def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[dict]:
-    """Rows of a parameterised query as dictionaries."""
-    cursor = con.execute(sql, list(params))
-    names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
 def _scalars(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
     return [row[0] for row in con.execute(sql, list(params)).fetchall()]
 
@@ -394,7 +388,7 @@ def published_run(con: duckdb.DuckDBPyConnection) -> tuple[str | None, datetime 
 def find_user(con: duckdb.DuckDBPyConnection, text: str) -> dict[str, Any]:
     """The dim_user row of a user id (or, failing that, a username); else a did-you-mean."""
     for column in ("user_id", "username"):
-        rows = _dicts(con, f"select * from dim_user where {column} = ?", [text])  # noqa: S608
+        rows = fetch_dicts(con, f"select * from dim_user where {column} = ?", [text])  # noqa: S608
         if len(rows) == 1:
             return rows[0]
     close = _scalars(
@@ -419,7 +413,7 @@ def did_you_mean(text: str, candidates: Sequence[str]) -> str:
 
 def find_audience(con: duckdb.DuckDBPyConnection, audience_id: str) -> _Audience:
     """The rules.audience row of `audience_id`; else the closest id."""
-    rows = _dicts(con, "select * from rules.audience where audience_id = ?", [audience_id])
+    rows = fetch_dicts(con, "select * from rules.audience where audience_id = ?", [audience_id])
     if rows:
         return _Audience(rows[0])
     known = _scalars(con, "select audience_id from rules.audience")
@@ -432,7 +426,7 @@ def load_trees(
     con: duckdb.DuckDBPyConnection, audience_ids: Sequence[str]
 ) -> dict[str, _Node | None]:
     """audience id -> its rule tree (root node), with every node's values attached."""
-    rows = _dicts(
+    rows = fetch_dicts(
         con,
         "select * from rules.audience_node where list_contains(?, audience_id) "
         "order by depth, parent_node_id, child_position",
@@ -697,7 +691,7 @@ def explain_user(con: duckdb.DuckDBPyConnection, user_text: str) -> UserExplanat
     memberships = memberships_of(con, user["user_id"])
     audiences = [
         _Audience(row)
-        for row in _dicts(
+        for row in fetch_dicts(
             con,
             "select * from rules.audience where list_contains(?, audience_id) order by audience_id",
             [list(memberships)],
@@ -881,7 +875,7 @@ class _Evidence:
     @property
     def jobs(self) -> list[dict[str, Any]]:
         if self._jobs is None:
-            self._jobs = _dicts(
+            self._jobs = fetch_dicts(
                 self.con,
                 "select job_id, full_name, organisation_id, position_id, start_date, end_date "
                 "from dim_job_assignment where user_id = ? order by job_id",
@@ -1147,7 +1141,7 @@ def check_program_tables(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]
 
 def find_program(con: duckdb.DuckDBPyConnection, program_id: str, kind: str) -> dict[str, Any]:
     """The rules.program row of a program (or certification) id; else the closest id."""
-    rows = _dicts(con, "select * from rules.program where program_id = ?", [program_id])
+    rows = fetch_dicts(con, "select * from rules.program where program_id = ?", [program_id])
     if rows:
         found = rows[0]["kind"]
         if found != kind:
@@ -1162,7 +1156,7 @@ def find_program(con: duckdb.DuckDBPyConnection, program_id: str, kind: str) -> 
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
-    rows = _dicts(con, sql, params)
+    rows = fetch_dicts(con, sql, params)
     return rows[0] if rows else None
 
 
@@ -1256,7 +1250,7 @@ def _routes(
 ) -> tuple[list[RouteResult], list[str]]:
     """Every route of the program, as written, with the build's verdict and the user's values."""
     program_id, user_id = program["program_id"], user["user_id"]
-    defined = _dicts(
+    defined = fetch_dicts(
         con, "select * from rules.program_route where program_id = ? order by rowid", [program_id]
     )
     targets: dict[str, list[str]] = dict(
@@ -1268,7 +1262,7 @@ def _routes(
     )
     selected = {
         row["route_key"]: row
-        for row in _dicts(
+        for row in fetch_dicts(
             con,
             "select * from fct_program_assignment_route where program_id = ? and user_id = ?",
             [program_id, user_id],
@@ -1565,7 +1559,7 @@ def _course_sets(
     counted_from: datetime | None,
 ) -> list[CourseSetResult]:
     """The learner's set rows, each with its definition and its courses' counted completions."""
-    rows = _dicts(
+    rows = fetch_dicts(
         con,
         "select s.*, d.min_courses, d.min_score, d.min_time_months, d.min_time_seconds, "
         "d.course_count from fct_program_course_set_user as s "
@@ -1749,7 +1743,7 @@ def _certification(
         periods=", ".join(periods),
     )
     if has_cycles:
-        for cycle in _dicts(
+        for cycle in fetch_dicts(
             con,
             "select * from intermediate.int_certification_cycles "
             "where certification_id = ? and user_id = ? order by cycle_number",
@@ -1781,7 +1775,7 @@ def programs_of(con: duckdb.DuckDBPyConnection, user_id: str) -> list[ProgramLin
         return []  # published before programs were built: nothing to list
     return [
         ProgramLine(**row)
-        for row in _dicts(
+        for row in fetch_dicts(
             con,
             "select p.program_id, coalesce(r.name, '') as name, p.kind, p.status, p.due_at, "
             "p.is_overdue, c.state, c.expires_at from fct_program_user as p "

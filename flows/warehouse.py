@@ -14,10 +14,11 @@ import fcntl
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -127,6 +128,15 @@ def attached(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> Iterator
         yield
     finally:
         con.execute(f"detach {alias}")
+
+
+def fetch_dicts(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()
+) -> list[dict[str, Any]]:
+    """Rows of a parameterised query as dictionaries keyed by column name."""
+    cursor = con.execute(sql, list(params))
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def table_exists(
