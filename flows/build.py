@@ -95,6 +95,7 @@ def build_warehouse(
     state_dir: Path,
     select: str | None = None,
     exclude: str | None = PRODUCTION_EXCLUDE,
+    indirect_selection: str | None = None,
 ) -> BuildResult:
     """Run ``dbt build`` against the DuckDB file ``database`` and return what it did.
 
@@ -105,6 +106,12 @@ def build_warehouse(
 
     ``select`` / ``exclude`` are dbt node selections (e.g. ``"+dim_user"``); by default the
     unit tests and the ``exhaustive`` tests are left out (see :data:`PRODUCTION_EXCLUDE`).
+    ``indirect_selection`` is dbt's ``--indirect-selection`` (``eager``, ``cautious``,
+    ``buildable``, ``empty``); None leaves dbt's default, ``eager``, which also runs every
+    test that touches a selected model, so a ``relationships`` test from a selected model to
+    one outside the selection fails on a table that was never built. ``cautious`` runs a
+    test only when all of its parents are selected: the way to build part of the project
+    (``select="+fct_certification_user"``) with every test that applies to that part.
     Raises :class:`BuildError` when any model, snapshot or test fails.
     """
     dbt_state = state_dir / "dbt"
@@ -136,6 +143,8 @@ def build_warehouse(
         args += ["--select", select]
     if exclude:
         args += ["--exclude", exclude]
+    if indirect_selection:
+        args += ["--indirect-selection", indirect_selection]
 
     environment = {"LEARNOPS_WAREHOUSE": str(database.resolve()), **_DBT_ENVIRONMENT}
     with _BUILD_LOCK, _environment(environment):
