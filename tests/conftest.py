@@ -119,6 +119,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: (-GROUP_SECONDS.get(xdist_group_of(item.nodeid), 0), order[item]))
 
 
+@pytest.hookimpl(optionalhook=True)  # without xdist (-p no:xdist) the hook is unknown
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
     """--dist loadfile, with the files of a SHARED_FIXTURE_GROUPS entry as one unit.
 
