@@ -543,6 +543,25 @@
 {%- endmacro %}
 
 
+{#- One row per (program_id, path, group_number) of `course_sets` (the staging relation of
+    rules.program_course_set) with min_time, the longest min_time of the group's sets as a
+    struct (months, seconds), periods compared as the rules loader compares them (a month is
+    30.436875 days). A group's sets are due at its opening plus that period, and not due at
+    all when it is zero (fct_program_course_set_user). -#}
+{% macro course_set_group_min_times(course_sets) %}
+    select
+        program_id,
+        path,
+        group_number,
+        arg_max(
+            {'months': min_time_months, 'seconds': min_time_seconds},
+            min_time_months * 30.436875 * 86400 + min_time_seconds
+        ) as min_time
+    from {{ course_sets }}
+    group by program_id, path, group_number
+{% endmacro %}
+
+
 {#- The set-grain rows of a course_set_progress(grain='compact') relation (see above);
     keyed=true for one built with keyed=true (its learner_key is left out). -#}
 {% macro course_set_compact_rows(compact, keyed=false) %}

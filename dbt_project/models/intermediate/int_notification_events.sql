@@ -1,7 +1,6 @@
 {{ config(materialized='table') }}
 {#- refs used only inside the trigger branches below, declared for dbt's DAG: -#}
 -- depends_on: {{ ref('fct_audience_membership_event') }}
--- depends_on: {{ ref('fct_program_course_set_user') }}
 -- depends_on: {{ ref('fct_certification_user') }}
 -- depends_on: {{ ref('stg_rules__notification_settings') }}
 
@@ -73,7 +72,7 @@ run_context as (
     select * from {{ ref('stg_learnops__run_context') }}
 ),
 
-notifications as (
+notifications as not materialized (
     select * from {{ ref('stg_rules__notifications') }}
     where is_enabled
 ),
@@ -82,7 +81,7 @@ scopes as (
     select * from {{ ref('stg_rules__notification_scopes') }}
 ),
 
-active_learners as (
+active_learners as not materialized (
     select user_id from {{ ref('dim_user') }}
     where status = 'active'
 ),
@@ -91,18 +90,19 @@ programs as (
     select program_id, name, kind from {{ ref('stg_rules__programs') }}
 ),
 
-program_users as (
+{#- the thin CTEs read by several branches are not materialised (DuckDB would, for a CTE
+    read more than once): each read is a scan with its own filters pushed into it -#}
+program_users as not materialized (
     select * from {{ ref('fct_program_user') }}
 ),
 
-{#- an assignment that counts: mail goes out, due dates apply. Not materialised: each branch
-    scans it with its own window, so only the window's rows are read further. -#}
-live_program_users as (
+{#- an assignment that counts: mail goes out, due dates apply -#}
+live_program_users as not materialized (
     select * from program_users
     where status not in ('future', 'exception', 'dismissed')
 ),
 
-previous_program_users as (
+previous_program_users as not materialized (
     select * from {{ ref('stg_learnops__previous_program_users') }}
     where status not in ('future', 'exception', 'dismissed')
 ),
@@ -122,33 +122,104 @@ unsent_keys as (
     {%- endif %}
 ),
 
-{#- fct_program_course_set_user is a view over compact progress rows (32M at 1M users),
-    computed whenever it is read: read twice, each time with a filter DuckDB can push into
-    it (one read with both, or-ed, costs 1.7 times the two). Completions by their instant;
-    the sets a due or overdue reminder can be about (current group, due date, not
-    complete) whatever their date, as the due date is computed in the view. -#}
+{#- The course sets a trigger can be about, read from the two compact course-set tables
+    (macros/course_set_progress.sql) with the definitions of fct_program_course_set_user
+    (a set's due date: its group's opening plus the group's longest min_time), but not
+    through that view: it derives every (learner, set) row, 32M at 1M users, where these
+    need completions by their instant and the current group's unfinished sets with a due
+    date. A templated learner's rows are its path template's with the learner's opening,
+    so the template's rows are filtered first and only then copied to the learners.
+
+    The view shows a certification learner's current path instead of the primary one; rows
+    of the primary path of a certification carry is_primary_path and are checked against
+    fct_certification_user in live_candidates, on the window's rows only. -#}
+{%- set compact_paths = [
+    (true, ref('int_program_course_sets_evaluated')),
+    (false, ref('int_program_certification_course_sets_evaluated')),
+] %}
 {%- set no_sets -%}
     select
         null::varchar as program_id, null::varchar as set_id, null::varchar as user_id,
-        null::timestamp as completed_at, null::timestamp as due_at
+        null::timestamp as completed_at, null::timestamp as due_at,
+        null::boolean as is_primary_path
     where false
 {%- endset %}
+timed_groups as (
+    select program_id, path, group_number, min_time.months, min_time.seconds
+    from ({{ course_set_group_min_times(ref('stg_rules__program_course_sets')) }})
+    where min_time.months > 0 or min_time.seconds > 0
+),
+
 completed_sets as materialized (
     {%- if 'courseset_completed' in used %}
-    select sets.program_id, sets.set_id, sets.user_id, sets.completed_at, sets.due_at
-    from {{ ref('fct_program_course_set_user') }} as sets
-    where sets.completed_at <= {{ as_of }}
-        and {{ notification_since('sets.completed_at', window) }}
+    {%- for is_primary, compact in compact_paths %}
+    {{ 'union all' if not loop.first }}
+    -- learners with a counted completion: their own rows
+    select
+        sets.program_id, sets.set_id, sets.user_id, sets.set_completed_at as completed_at,
+        case when sets.group_opens_at is not null and groups.program_id is not null
+            then {{ add_period('sets.group_opens_at', 'groups.months', 'groups.seconds') }}
+        end as due_at,
+        {{ is_primary }} as is_primary_path
+    from {{ compact }} as sets
+    left join timed_groups as groups using (program_id, path, group_number)
+    where sets.row_kind = 'learner' and sets.set_completed_at <= {{ as_of }}
+        and {{ notification_since('sets.set_completed_at', window) }}
+
+    union all
+    -- everyone else: the template's sets complete at its opening (optional sets)
+    select
+        learners.program_id, templates.set_id, learners.user_id, learners.opened_at,
+        case when templates.is_opened and templates.months is not null
+            then {{ add_period('learners.opened_at', 'templates.months', 'templates.seconds') }}
+        end,
+        {{ is_primary }}
+    from {{ compact }} as learners
+    inner join (
+        select
+            sets.program_id, sets.path, sets.set_id, sets.group_opens_at is not null as is_opened,
+            groups.months, groups.seconds
+        from {{ compact }} as sets
+        left join timed_groups as groups using (program_id, path, group_number)
+        where sets.row_kind = 'template' and sets.set_completed_at is not null
+    ) as templates using (program_id, path)
+    where learners.row_kind = 'templated_learner' and learners.opened_at <= {{ as_of }}
+        and {{ notification_since('learners.opened_at', window) }}
+    {%- endfor %}
     {%- else %}
     {{ no_sets }}
     {%- endif %}
 ),
 
+{#- whatever their date: the due date is known only once computed -#}
 due_sets as materialized (
     {%- if 'courseset_due' in used or 'courseset_overdue' in used %}
-    select sets.program_id, sets.set_id, sets.user_id, sets.completed_at, sets.due_at
-    from {{ ref('fct_program_course_set_user') }} as sets
-    where sets.is_current_group and sets.due_at is not null and sets.completed_at is null
+    {%- for is_primary, compact in compact_paths %}
+    {{ 'union all' if not loop.first }}
+    select
+        sets.program_id, sets.set_id, sets.user_id, null::timestamp as completed_at,
+        {{ add_period('sets.group_opens_at', 'groups.months', 'groups.seconds') }} as due_at,
+        {{ is_primary }} as is_primary_path
+    from {{ compact }} as sets
+    inner join timed_groups as groups using (program_id, path, group_number)
+    where sets.row_kind = 'learner' and sets.group_number = sets.current_group_number
+        and sets.set_completed_at is null and sets.group_opens_at is not null
+
+    union all
+    select
+        learners.program_id, templates.set_id, learners.user_id, null::timestamp,
+        {{ add_period('learners.opened_at', 'templates.months', 'templates.seconds') }},
+        {{ is_primary }}
+    from {{ compact }} as learners
+    inner join (
+        select sets.program_id, sets.path, sets.set_id, groups.months, groups.seconds
+        from {{ compact }} as sets
+        inner join timed_groups as groups using (program_id, path, group_number)
+        where sets.row_kind = 'template' and sets.group_number = sets.current_group_number
+            and sets.set_completed_at is null and sets.group_opens_at is not null
+    ) as templates using (program_id, path)
+    where learners.row_kind = 'templated_learner'
+    {%- endfor %}
     {%- else %}
     {{ no_sets }}
     {%- endif %}
@@ -167,7 +238,7 @@ candidates as materialized (
         null::timestamp as completed_at, null::timestamp as window_opens_at,
         null::timestamp as expires_at, null::varchar as exception_type,
         null::varchar as course_set_id, null::boolean as is_recheck,
-        null::boolean as needs_live
+        null::boolean as needs_live, null::boolean as is_primary_path
     where false
 
     {%- for mode in modes %}
@@ -181,7 +252,7 @@ candidates as materialized (
     select
         notifications.notification_id, notifications.trigger, events.user_id, 'audience',
         events.audience_id, events.audience_id, events.as_of, 0, events.as_of,
-        null, null, null, null, null, null, false, false
+        null, null, null, null, null, null, false, false, false
     from {{ ref('fct_audience_membership_event') }} as events
     inner join run_context on events.run_id = run_context.run_id
     inner join notifications on notifications.trigger = '{{ trigger }}'
@@ -194,7 +265,7 @@ candidates as materialized (
     select
         notifications.notification_id, notifications.trigger, live.user_id, live.kind,
         live.program_id, live.program_id, live.assigned_at, 0, live.assigned_at,
-        live.due_at, null, null, null, null, null, false, false
+        live.due_at, null, null, null, null, null, false, false, false
     from live_program_users as live
     inner join notifications on notifications.trigger = 'program_assigned'
     anti join previous_program_users as previous using (program_id, user_id)
@@ -207,7 +278,7 @@ candidates as materialized (
     select
         notifications.notification_id, notifications.trigger, previous.user_id,
         programs.kind, previous.program_id, previous.program_id, {{ as_of }}, 0,
-        {{ as_of }}, previous.due_at, previous.completed_at, null, null, null, null, false, false
+        {{ as_of }}, previous.due_at, previous.completed_at, null, null, null, null, false, false, false
     from previous_program_users as previous
     inner join programs using (program_id)
     inner join notifications on notifications.trigger = 'program_unassigned'
@@ -220,7 +291,7 @@ candidates as materialized (
         notifications.notification_id, notifications.trigger, live.user_id, live.kind,
         live.program_id, live.program_id, live.completed_at, 0,
         {{ shift_instant('live.completed_at', *offset, sign=1) }}, live.due_at, live.completed_at,
-        null, null, null, null, false, false
+        null, null, null, null, false, false, false
     from live_program_users as live
     inner join notifications on notifications.trigger = '{{ trigger }}'
     where live.status = 'complete'
@@ -234,7 +305,7 @@ candidates as materialized (
         notifications.notification_id, notifications.trigger, program_users.user_id,
         program_users.kind, program_users.program_id, program_users.program_id,
         program_users.exception_raised_at, 0, program_users.exception_raised_at,
-        program_users.due_at, null, null, null, program_users.exception_type, null, false, false
+        program_users.due_at, null, null, null, program_users.exception_type, null, false, false, false
     from program_users
     inner join notifications on notifications.trigger = 'exception_raised'
     where program_users.status = 'exception' and program_users.exception_raised_at is not null
@@ -247,7 +318,7 @@ candidates as materialized (
         notifications.notification_id, notifications.trigger, sets.user_id, 'course_set',
         sets.program_id || '/' || sets.set_id, sets.program_id,
         sets.completed_at, 0, sets.completed_at,
-        sets.due_at, sets.completed_at, null, null, null, sets.set_id, false, true
+        sets.due_at, sets.completed_at, null, null, null, sets.set_id, false, true, sets.is_primary_path
     from completed_sets as sets
     inner join notifications on notifications.trigger = 'courseset_completed'
     {%- endif %}
@@ -273,7 +344,7 @@ candidates as materialized (
     select
         notifications.notification_id, notifications.trigger, live.user_id, live.kind,
         live.program_id, live.program_id, {{ instant }}, 0, {{ trigger_at }},
-        live.due_at, {{ completed }}, null, null, null, null, {{ recheck }}, false
+        live.due_at, {{ completed }}, null, null, null, null, {{ recheck }}, false, false
     from live_program_users as live
     inner join notifications on notifications.trigger = '{{ trigger }}'
     {%- if recheck %}
@@ -291,7 +362,7 @@ candidates as materialized (
         notifications.notification_id, notifications.trigger, sets.user_id, 'course_set',
         sets.program_id || '/' || sets.set_id, sets.program_id,
         sets.due_at, 0, {{ shift_instant('sets.due_at', *offset, sign=sign) }},
-        sets.due_at, sets.completed_at, null, null, null, sets.set_id, {{ recheck }}, true
+        sets.due_at, sets.completed_at, null, null, null, sets.set_id, {{ recheck }}, true, sets.is_primary_path
     from due_sets as sets
     inner join notifications on notifications.trigger = '{{ trigger }}'
     {%- if recheck %}
@@ -316,7 +387,7 @@ candidates as materialized (
         {{ instant }}, coalesce(certs.certification_count, 0),
         {{ shift_instant(instant, *offset, sign=sign) }},
         null, certs.certified_at, certs.window_opens_at, certs.expires_at, null, null,
-        {{ recheck }}, true
+        {{ recheck }}, true, false
     from {{ ref('fct_certification_user') }} as certs
     inner join notifications on notifications.trigger = '{{ trigger }}'
     {%- if recheck %}
@@ -338,20 +409,27 @@ candidates as materialized (
 ),
 
 {#- only active learners, and for course-set and certification triggers a live assignment
-    (program rows carry their own status): checked on the window's rows only -#}
+    (program rows carry their own status), and for a certification's primary-path course
+    sets a learner with no certification cycles (the path the status shows): checked on the
+    window's rows only -#}
 live_candidates as (
-    select candidates.* exclude (needs_live)
+    select candidates.* exclude (needs_live, is_primary_path)
     from candidates
     semi join active_learners using (user_id)
     where not candidates.needs_live
 
     union all
-    select candidates.* exclude (needs_live)
+    select candidates.* exclude (needs_live, is_primary_path)
     from candidates
     semi join active_learners using (user_id)
     semi join live_program_users as live
         on live.program_id = candidates.scope_id and live.user_id = candidates.user_id
-    where candidates.needs_live
+    left join {{ ref('fct_certification_user') }} as certification_learners
+        on
+            candidates.is_primary_path
+            and certification_learners.certification_id = candidates.scope_id
+            and certification_learners.user_id = candidates.user_id
+    where candidates.needs_live and certification_learners.user_id is null
 ),
 
 in_scope as (

@@ -57,16 +57,7 @@ progress as (
 
 -- each group's largest min_time
 group_min_times as (
-    select
-        program_id,
-        path,
-        group_number,
-        arg_max(
-            {'months': min_time_months, 'seconds': min_time_seconds},
-            min_time_months * 30.436875 * 86400 + min_time_seconds
-        ) as min_time
-    from course_sets
-    group by program_id, path, group_number
+    {{ course_set_group_min_times('course_sets') }}
 ),
 
 set_rows as (
