@@ -748,3 +748,27 @@ def test_each_certification_cycle_arms_its_own_messages_once(
     assert anchors("U14", "renewal_cert", "certification_expiring") == [
         (D(2014, 4, 15, 10), 1, "suppressed")
     ]
+
+
+def test_assignment_messages_follow_the_published_states(runs: tuple[Snapshot, ...]) -> None:
+    # each later run messages exactly the learners entering a live assignment and the live
+    # learners of the run before who are no longer assigned: checked against the published
+    # states, not against the SQL that derives the events
+    held = {"future", "exception", "dismissed"}
+    changes = 0
+    for before, after in itertools.pairwise(runs):
+        live_before = {key for key, row in before.program_user.items() if row["status"] not in held}
+        live_after = {key for key, row in after.program_user.items() if row["status"] not in held}
+
+        def made(event: str, after: Snapshot = after) -> set[tuple[str, str]]:
+            return {
+                (row["object_id"], row["user_id"])
+                for row in after.outbox
+                if row["created_run_id"] == after.run.run_id and row["event_type"] == event
+            }
+
+        gone = {key for key in live_before if key not in after.program_user}
+        assert made("program_unassigned") == gone
+        assert made("program_assigned") == live_after - live_before
+        changes += len(gone) + len(live_after - live_before)
+    assert changes, "the runs should assign and unassign someone"

@@ -124,7 +124,7 @@
         ),
         first_assignment as (
             select min(assigned_at) as assigned_at from {{ assignments_relation }}
-            where kind = 'certification' and not is_dismissed
+            where is_assigned and kind = 'certification' and not is_dismissed
         ),
         -- n(t): how many certifications k can have their window open (w_k) by t, with
         -- w_k >= first + E + (k - 1) x advance - window; E and the advance counted short
@@ -207,7 +207,7 @@ assignments as (
         due_at,
         completed_at as primary_completed_at
     from {{ assignments_relation }}
-    where kind = 'certification' and not is_dismissed
+    where is_assigned and kind = 'certification' and not is_dismissed
 ),
 
 {% for step in range(1, step_count + 1) %}

@@ -65,6 +65,8 @@
 {%- set modes = ['window'] + (['recheck'] if outbox is not none and window.since is not none else []) -%}
 
 {%- set offset = 'notifications.offset_months', 'notifications.offset_seconds' %}
+{#- the statuses in which an assignment does not count (no mail, no due date) -#}
+{%- set held = ["'future'", "'exception'", "'dismissed'"] %}
 
 with
 
@@ -99,12 +101,14 @@ program_users as not materialized (
 {#- an assignment that counts: mail goes out, due dates apply -#}
 live_program_users as not materialized (
     select * from program_users
-    where status not in ('future', 'exception', 'dismissed')
+    where status not in ({{ held | join(', ') }})
 ),
 
-previous_program_users as not materialized (
-    select * from {{ ref('stg_learnops__previous_program_users') }}
-    where status not in ('future', 'exception', 'dismissed')
+{#- every learner of this run and (is_assigned false) of the last run no longer assigned,
+    with the status the last run published: assignments and unassignments without
+    comparing the two runs again (int_program_assignments did, once) -#}
+assignments as not materialized (
+    select * from {{ ref('int_program_assignments') }}
 ),
 
 {#- (notification, learner, object) of the unsent timed messages: their events are
@@ -261,28 +265,34 @@ candidates as materialized (
 
     {%- if 'program_assigned' in used %}
     union all
-    {# entering a live assignment: new, or out of future / an exception #}
+    {# entering a live assignment: new, or out of future / an exception (live as in
+       fct_program_user's status; the last run's status is on the row) #}
     select
-        notifications.notification_id, notifications.trigger, live.user_id, live.kind,
-        live.program_id, live.program_id, live.assigned_at, 0, live.assigned_at,
-        live.due_at, null, null, null, null, null, false, false, false
-    from live_program_users as live
+        notifications.notification_id, notifications.trigger, assignments.user_id,
+        assignments.kind, assignments.program_id, assignments.program_id,
+        assignments.assigned_at, 0, assignments.assigned_at,
+        assignments.due_at, null, null, null, null, null, false, false, false
+    from assignments
     inner join notifications on notifications.trigger = 'program_assigned'
-    anti join previous_program_users as previous using (program_id, user_id)
-    where {{ notification_since('live.assigned_at', window) }}
+    where assignments.is_assigned
+        and not (assignments.is_future or assignments.is_exception_open or assignments.is_dismissed)
+        and coalesce(assignments.previous_status in ({{ held | join(', ') }}), true)
+        and {{ notification_since('assignments.assigned_at', window) }}
     {%- endif %}
 
     {%- if 'program_unassigned' in used %}
     union all
-    {# anchored at the as-of: the one branch that compares every assignment #}
+    {# anchored at the as-of: a live learner of the last run no longer assigned #}
     select
-        notifications.notification_id, notifications.trigger, previous.user_id,
-        programs.kind, previous.program_id, previous.program_id, {{ as_of }}, 0,
-        {{ as_of }}, previous.due_at, previous.completed_at, null, null, null, null, false, false, false
-    from previous_program_users as previous
+        notifications.notification_id, notifications.trigger, assignments.user_id,
+        programs.kind, assignments.program_id, assignments.program_id, {{ as_of }}, 0,
+        {{ as_of }}, assignments.due_at, assignments.completed_at, null, null, null, null,
+        false, false, false
+    from assignments
     inner join programs using (program_id)
     inner join notifications on notifications.trigger = 'program_unassigned'
-    anti join program_users as current_users using (program_id, user_id)
+    where not assignments.is_assigned
+        and assignments.previous_status not in ({{ held | join(', ') }})
     {%- endif %}
 
     {%- for trigger in ['program_completed'] if trigger in used %}

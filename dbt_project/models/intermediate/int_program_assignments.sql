@@ -22,6 +22,13 @@
       open. A per-user resolution always applies (so changing it changes the outcome); the
       program's default resolves an open exception once, and what it gave is kept.
 
+    Also one row per learner of the last published run who is no longer assigned
+    (is_assigned false; the outer join with the previous state that every learner needs
+    anyway finds them): program_id, user_id, previous_status, and due_at and completed_at as
+    that run published them; nothing else in such a row means anything, and every reader
+    but the notification events keeps is_assigned rows only. previous_status is the
+    status the last run published (null for a learner new to the program).
+
     Holds what fct_program_user and the certification cycles read (and this run's changes).
     Also carries the learner's primary-path progress (completion instant, whether any
     course of the content was completed, the current group) for fct_program_user. Grouped
@@ -145,7 +152,10 @@ keyed_resolutions as (
 
 learners as (
     select
-        learner_routes.*,
+        learner_routes.learner_key is not null as is_assigned,
+        coalesce(learner_routes.program_id, previous_learners.program_id) as program_id,
+        coalesce(learner_routes.user_id, previous_learners.user_id) as user_id,
+        learner_routes.* exclude (program_id, user_id),
         programs.kind,
         programs.is_broken,
         programs.minimum_time_months,
@@ -160,6 +170,7 @@ learners as (
         previous_learners.user_id is not null as was_assigned,
         previous_learners.status as previous_status,
         previous_learners.due_at as previous_due_at,
+        previous_learners.completed_at as previous_completed_at,
         previous_learners.exception_type as previous_exception_type,
         previous_learners.exception_resolution as previous_exception_resolution,
         previous_learners.exception_raised_at as previous_exception_raised_at,
@@ -172,7 +183,8 @@ learners as (
     left join duplicate_course_learners
         on duplicate_course_learners.learner_key = learner_routes.learner_key
     left join keyed_resolutions on keyed_resolutions.learner_key = learner_routes.learner_key
-    left join previous_learners
+    -- full: last run's learners no longer assigned are kept, as rows with is_assigned false
+    full join previous_learners
         on
             previous_learners.program_id = learner_routes.program_id
             and previous_learners.user_id = learner_routes.user_id
@@ -279,6 +291,8 @@ final as (
     select
         program_id,
         user_id,
+        is_assigned,
+        previous_status,
         learner_key,
         kind,
         assigned_at,
@@ -289,7 +303,7 @@ final as (
         is_new_assignment,
         is_due_later,
         is_complete,
-        completed_at,
+        case when is_assigned then completed_at else previous_completed_at end as completed_at,
         has_course_completion,
         current_group_number,
         minimum_time_months,

@@ -24,7 +24,9 @@ run_context as (
 ),
 
 assignments as (
-    select * from {{ ref('int_program_assignments') }}
+    select * exclude (is_assigned, previous_status)
+    from {{ ref('int_program_assignments') }}
+    where is_assigned
 ),
 
 certification_learners as (
