@@ -334,6 +334,8 @@ class Snapshot:
     route_user: dict[tuple[str, str, str], dict[str, Any]]  # program, route key, user
     program: dict[str, dict[str, Any]]  # rules.program by id
     outbox: list[dict[str, Any]]  # notification_outbox after the run
+    course_set_events: set[tuple[Any, ...]]  # int_notification_events about course sets
+    course_set_view_events: set[tuple[Any, ...]]  # the same, from fct_program_course_set_user
 
 
 # Every trigger of SPEC §6 on every object, to the learner (exception_raised: the admins),
@@ -356,6 +358,42 @@ NOTIFICATIONS_YAML = (
     + f"recipients: [{'admins' if trigger == 'exception_raised' else 'learner'}]}}\n"
     for trigger, offset in TRIGGER_OFFSETS.items()
 )
+
+
+# The course-set events of a run, and every course-set event the published view implies
+# whatever the window (offsets as TRIGGER_OFFSETS; active learners, live assignments): the
+# events query reads the compact tables, not the view, so the two must agree.
+COURSE_SET_EVENTS = """
+    select event_type, split_part(object_id, '/', 1), course_set_id, user_id, anchor_at,
+        due_at, completed_at
+    from intermediate.int_notification_events
+    where object_kind = 'course_set'
+"""
+COURSE_SET_VIEW_EVENTS = """
+    with
+    as_of as (select as_of from learnops.run_context),
+    sets as (
+        select sets.*
+        from fct_program_course_set_user as sets
+        semi join fct_program_user as live
+            on live.program_id = sets.program_id and live.user_id = sets.user_id
+            and live.status not in ('future', 'exception', 'dismissed')
+        semi join dim_user as users on users.user_id = sets.user_id and users.status = 'active'
+    ),
+    unfinished as (
+        select sets.* from sets
+        where sets.is_current_group and sets.due_at is not null and sets.completed_at is null
+    )
+    select 'courseset_completed', program_id, set_id, user_id, completed_at, due_at, completed_at
+    from sets, as_of where completed_at <= as_of.as_of
+    union all
+    select 'courseset_due', program_id, set_id, user_id, due_at, due_at, null
+    from unfinished, as_of
+    where as_of.as_of <= due_at and due_at - interval 30 days <= as_of.as_of
+    union all
+    select 'courseset_overdue', program_id, set_id, user_id, due_at, due_at, null
+    from unfinished, as_of where due_at + interval 1 day <= as_of.as_of
+"""
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
@@ -386,6 +424,8 @@ def _snapshot(warehouse: Path, run: RunResult) -> Snapshot:
             },
             program={r["program_id"]: r for r in _rows(con, "select * from rules.program")},
             outbox=_rows(con, "select * from notification_outbox"),
+            course_set_events=set(con.execute(COURSE_SET_EVENTS).fetchall()),
+            course_set_view_events=set(con.execute(COURSE_SET_VIEW_EVENTS).fetchall()),
         )
 
 
@@ -772,3 +812,16 @@ def test_assignment_messages_follow_the_published_states(runs: tuple[Snapshot, .
         assert made("program_assigned") == live_after - live_before
         changes += len(gone) + len(live_after - live_before)
     assert changes, "the runs should assign and unassign someone"
+
+
+def test_course_set_events_agree_with_the_course_set_view(runs: tuple[Snapshot, ...]) -> None:
+    # the go-live derives every current event: exactly what the view implies; later runs
+    # derive their window's (and re-checks), each one the view's
+    baseline, *later = runs
+    kinds = {event[0] for snapshot in runs for event in snapshot.course_set_events}
+    assert kinds == {"courseset_completed", "courseset_due", "courseset_overdue"}, kinds
+    assert baseline.course_set_events == baseline.course_set_view_events
+    for snapshot in later:
+        assert snapshot.course_set_events <= snapshot.course_set_view_events
+    # certification learners show their current path: some rows come from each path
+    assert {"safety_cert", "renewal_cert"} & {event[1] for event in baseline.course_set_events}
