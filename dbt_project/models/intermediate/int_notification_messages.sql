@@ -33,7 +33,8 @@ settings as (
 {#- Only the window's events the outbox has not seen: a (notification, learner, object,
     anchor, cycle) is messaged once, so the recipients and the context of an old event are
     never rebuilt. Compared on the keys' 127-bit digests: a 16-byte column scans in a
-    fraction of the time of the keys' text (4M rows at 100k users). Re-checked events are
+    fraction of the time of the keys' text (4M rows at 100k users), and the recipients and
+    contexts are joined back to their event on it too. Re-checked events are
     the outbox's own and only tell the outbox what still holds. -#}
 events as (
     select events.*
@@ -51,7 +52,7 @@ events as (
 {#- Whether a message of the event could go out: only those get a context (the go-live
     baseline alone records every event of the organisation, often tens per person). -#}
 sendable_events as (
-    select events.dedupe_key
+    select events.dedupe_hash
     from events
     cross join run_context
     left join settings on true
@@ -103,7 +104,7 @@ manager_names as (
 
 recipients as (
     select
-        events.dedupe_key, 'learner' as recipient_role, learners.user_id as recipient_user_id,
+        events.dedupe_hash, 'learner' as recipient_role, learners.user_id as recipient_user_id,
         learners.email as recipient_email, learners.full_name as recipient_name,
         learners.timezone as recipient_timezone, learners.lang as recipient_lang
     from events
@@ -113,7 +114,7 @@ recipients as (
 
     union all
     select
-        events.dedupe_key, 'manager', managers.manager_user_id, managers.email, managers.full_name,
+        events.dedupe_hash, 'manager', managers.manager_user_id, managers.email, managers.full_name,
         managers.timezone, managers.lang
     from events
     inner join notifications using (notification_id)
@@ -121,21 +122,21 @@ recipients as (
     where notifications.to_managers and managers.status = 'active' and not managers.email_stop
 
     union all
-    select events.dedupe_key, 'admin', null, admins.email, null, null, null
+    select events.dedupe_hash, 'admin', null, admins.email, null, null, null
     from events
     inner join notifications using (notification_id)
     cross join (select unnest(admins) as email from settings) as admins
     where notifications.to_admins
 
     union all
-    select events.dedupe_key, 'address', null, addresses.email, null, null, null
+    select events.dedupe_hash, 'address', null, addresses.email, null, null, null
     from events
     inner join {{ ref('stg_rules__notification_addresses') }} as addresses using (notification_id)
 ),
 
 contexts as (
     select
-        events.dedupe_key,
+        events.dedupe_hash,
         to_json({
             'learner': {
                 'user_id': learners.user_id,
@@ -158,7 +159,7 @@ contexts as (
             'exception_type': events.exception_type
         })::varchar as context
     from events
-    semi join sendable_events using (dedupe_key)
+    semi join sendable_events using (dedupe_hash)
     inner join users as learners on learners.user_id = events.user_id
     left join manager_names on manager_names.user_id = events.user_id
 ),
@@ -188,8 +189,8 @@ final as (
         notifications.template,
         contexts.context
     from events
-    inner join recipients using (dedupe_key)
-    left join contexts using (dedupe_key)
+    inner join recipients using (dedupe_hash)
+    left join contexts using (dedupe_hash)
     inner join notifications using (notification_id)
     cross join run_context
 )
