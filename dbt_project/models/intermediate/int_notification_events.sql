@@ -74,6 +74,8 @@ run_context as (
     select * from {{ ref('stg_learnops__run_context') }}
 ),
 
+{#- the thin CTEs read by several branches are not materialised (DuckDB would, for a CTE
+    read more than once): each read is a scan with its own filters pushed into it -#}
 notifications as not materialized (
     select * from {{ ref('stg_rules__notifications') }}
     where is_enabled
@@ -92,8 +94,6 @@ programs as (
     select program_id, name, kind from {{ ref('stg_rules__programs') }}
 ),
 
-{#- the thin CTEs read by several branches are not materialised (DuckDB would, for a CTE
-    read more than once): each read is a scan with its own filters pushed into it -#}
 program_users as not materialized (
     select * from {{ ref('fct_program_user') }}
 ),
@@ -134,9 +134,10 @@ unsent_keys as (
     date. A templated learner's rows are its path template's with the learner's opening,
     so the template's rows are filtered first and only then copied to the learners.
 
-    The view shows a certification learner's current path instead of the primary one; rows
-    of the primary path of a certification carry is_primary_path and are checked against
-    fct_certification_user in live_candidates, on the window's rows only. -#}
+    The view shows a certification learner's current path instead of the primary one: the
+    primary path's rows carry is_primary_path, and live_candidates keeps those of a
+    certification only for learners without certification cycles (not in
+    fct_certification_user), on the window's rows only. -#}
 {%- set compact_paths = [
     (true, ref('int_program_course_sets_evaluated')),
     (false, ref('int_program_certification_course_sets_evaluated')),
