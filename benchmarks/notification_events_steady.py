@@ -44,6 +44,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks.bench_notifications import notifications_yaml  # noqa: E402
+from benchmarks.notification_cpu import BUILD  # noqa: E402  (the child that builds a REPO)
 from flows.rules.notification_tables import load_notification_tables  # noqa: E402
 from flows.rules.program_tables import snapshot_previous_program_state  # noqa: E402
 from flows.rules.validation import validate_rules  # noqa: E402
@@ -56,14 +57,6 @@ SELECT = (
     "int_program_assignments int_certification_cycles fct_certification_user "
     "int_program_certification_course_sets_evaluated fct_program_user int_notification_events"
 )
-
-BUILD = """
-import sys
-from pathlib import Path
-sys.path.insert(0, sys.argv[1])
-from flows.build import build_warehouse
-build_warehouse(Path(sys.argv[2]), state_dir=Path(sys.argv[3]), select=sys.argv[4])
-"""
 
 EVENTS_SQL = Path("dbt", "target", "compiled", "learnops", "models", "intermediate",
                   "int_notification_events.sql")  # fmt: skip

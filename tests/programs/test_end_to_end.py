@@ -823,5 +823,5 @@ def test_course_set_events_agree_with_the_course_set_view(runs: tuple[Snapshot, 
     assert baseline.course_set_events == baseline.course_set_view_events
     for snapshot in later:
         assert snapshot.course_set_events <= snapshot.course_set_view_events
-    # certification learners show their current path: some rows come from each path
+    # the certifications' rows are among them (their learners' current path)
     assert {"safety_cert", "renewal_cert"} & {event[1] for event in baseline.course_set_events}
