@@ -34,6 +34,10 @@
     of (user_id, user_key): the completions are then joined on one bigint per (user,
     course) instead of the two text ids.
 
+    template_paths: a relation of (program_id, path) whose paths get a template learner,
+    for a caller that evaluates only some learners but keeps every path's template
+    (int_program_course_sets_evaluated); by default the paths of `learners`.
+
     Cost (the meaning is above). Group numbers are 1..n within a path
     (the rules loader numbers them so). Joins past the first are on integer keys numbered
     here (a learner, a set). Only learners with a counted completion of one of the path's
@@ -43,7 +47,7 @@
     theirs. The sequential groups are folded per learner from one sorted list, not with
     window functions.
 -#}
-{% macro course_set_progress(learners, course_sets, set_courses, completions, courses, grain='set', keyed=false, user_keys=none) %}
+{% macro course_set_progress(learners, course_sets, set_courses, completions, courses, grain='set', keyed=false, user_keys=none, template_paths=none) %}
     with
 
     -- integer keys: one per learner (program, path, user) and one per set. keyed=true: the
@@ -219,7 +223,7 @@
             program_id,
             path,
             timestamp '1970-01-01' as opened_at
-        from (select distinct program_id, path from keyed_learners)
+        from (select distinct program_id, path from {{ template_paths or 'keyed_learners' }})
     ),
 
     evaluated_learners as (
@@ -562,9 +566,9 @@
 {% endmacro %}
 
 
-{#- The set-grain rows of a course_set_progress(grain='compact') relation (see above);
-    keyed=true for one built with keyed=true (its learner_key is left out). -#}
-{% macro course_set_compact_rows(compact, keyed=false) %}
+{#- The set-grain rows of a course_set_progress(grain='compact') relation (see above),
+    without its learner_key and row_kind. -#}
+{% macro course_set_compact_rows(compact) %}
     with
 
     compact_rows as (
@@ -572,7 +576,16 @@
     ),
 
     final as (
-        select * exclude (row_kind{{ ', learner_key' if keyed }})
+        -- by name: a compact table may carry columns of its own (definition_hash)
+        select
+            {%- for column in ['program_id', 'path', 'user_id', 'opened_at', 'set_id',
+                               'set_position', 'group_number', 'run_number', 'kind',
+                               'min_time_months', 'min_time_seconds', 'courses_completed',
+                               'set_completed_at', 'run_completed_at', 'group_completed_at',
+                               'group_done_at', 'path_completed_at', 'current_group_number',
+                               'group_opens_at', 'path_courses_completed'] %}
+            {{ column }}{{ ',' if not loop.last }}
+            {%- endfor %}
         from compact_rows
         where row_kind = 'learner'
 

@@ -33,11 +33,11 @@ course_sets as (
 ),
 
 primary_progress as (
-    {{ course_set_compact_rows(ref('int_program_course_sets_evaluated'), keyed=true) }}
+    {{ course_set_compact_rows(ref('int_program_course_sets_evaluated')) }}
 ),
 
 certification_progress as (
-    {{ course_set_compact_rows(ref('int_program_certification_course_sets_evaluated'), keyed=true) }}
+    {{ course_set_compact_rows(ref('int_program_certification_course_sets_evaluated')) }}
 ),
 
 -- the path each learner's status shows: the primary path from the assignment, or a
