@@ -36,7 +36,9 @@
 
     template_paths: a relation of (program_id, path) whose paths get a template learner,
     for a caller that evaluates only some learners but keeps every path's template
-    (int_program_course_sets_evaluated); by default the paths of `learners`.
+    (macros/incremental_course_set_progress.sql); by default the paths of `learners`.
+    carried: names of further columns of `learners` that grain='compact' copies into its
+    learner and templated_learner rows (null in template rows).
 
     Cost (the meaning is above). Group numbers are 1..n within a path
     (the rules loader numbers them so). Joins past the first are on integer keys numbered
@@ -47,7 +49,7 @@
     theirs. The sequential groups are folded per learner from one sorted list, not with
     window functions.
 -#}
-{% macro course_set_progress(learners, course_sets, set_courses, completions, courses, grain='set', keyed=false, user_keys=none, template_paths=none) %}
+{% macro course_set_progress(learners, course_sets, set_courses, completions, courses, grain='set', keyed=false, user_keys=none, template_paths=none, carried=[]) %}
     with
 
     -- integer keys: one per learner (program, path, user) and one per set. keyed=true: the
@@ -61,6 +63,9 @@
             learners.counted_from,
             learners.opened_at,
             learners.as_of
+            {%- for column in carried %},
+            learners.{{ column }}
+            {%- endfor %}
         from {{ learners }} as learners
     ),
 
@@ -422,6 +427,9 @@
             {%- if keyed %}
             keyed_learners.learner_key
             {%- endif %}
+            {%- for column in carried %},
+            keyed_learners.{{ column }}
+            {%- endfor %}
         from keyed_learners
         inner join evaluated_rows on evaluated_rows.learner_key = keyed_learners.learner_key
         inner join keyed_sets on keyed_sets.set_key = evaluated_rows.set_key
@@ -443,6 +451,9 @@
             {%- if keyed %}
             templated_learners.learner_key
             {%- endif %}
+            {%- for column in carried %},
+            templated_learners.{{ column }}
+            {%- endfor %}
         from templated_learners
         inner join learner_summaries as template
             on template.learner_key = templated_learners.template_key
@@ -475,6 +486,9 @@
             {%- if keyed %}
             null::bigint
             {%- endif %}
+            {%- for column in carried %},
+            null
+            {%- endfor %}
         from template_learners
         inner join evaluated_rows on evaluated_rows.learner_key = template_learners.learner_key
         inner join keyed_sets on keyed_sets.set_key = evaluated_rows.set_key

@@ -13,6 +13,14 @@ Two runs on one warehouse; each program isolates one reason to evaluate a learne
     delta   all of A; U1, U2: nothing about it changes but its program key
     gamma   all of A, B; U1, U2. R2's YAML drops B from the set (U1 completes gamma)
 
+    cert    a certification on A (completion date, active 4 weeks, window 2 weeks); U1 did
+            A on 1 Feb: R1 finds U1's window open (the recertification path, counting from
+            15 Feb), R2 finds the certification expired (the primary path again, counted
+            from the expiry)
+
+int_program_certification_course_sets_evaluated is built the same way; it is checked
+against a full evaluation too.
+
 Between R1 and R2 a row of a learner that nothing concerns (U1 in alpha) is altered in the
 published table: R2 must leave it as it is, the proof that R2 did not evaluate U1 again.
 """
@@ -109,6 +117,25 @@ def _write(directory: Path, files: dict[str, str]) -> Path:
     return directory
 
 
+CERTIFICATIONS_YAML = """\
+certifications:
+  - id: cert
+    name: Four weeks
+    primary:
+      - {kind: all, courses: [A]}
+    active_period: {weeks: 4}
+    window_period: {weeks: 2}
+    expiry_method: completion_date
+    assignments:
+      - users: [U1]
+"""
+#: the incremental tables, checked against a full evaluation after every run
+TABLES = (
+    "intermediate.int_program_course_sets_evaluated",
+    "intermediate.int_program_certification_course_sets_evaluated",
+)
+
+
 def _run(base: Path, warehouse: Path, run: int) -> None:
     completions = COMPLETIONS_R1 + (U2_B if run >= 2 else "")
     feeds = _write(
@@ -127,6 +154,7 @@ def _run(base: Path, warehouse: Path, run: int) -> None:
         {
             "hr_import.yaml": "defaults:\n  max_removed_fraction: 0.5\n",
             "programs.yaml": programs_yaml(run),
+            "certifications.yaml": CERTIFICATIONS_YAML,
         },
     )
     result = run_pipeline(
@@ -142,33 +170,43 @@ def _run(base: Path, warehouse: Path, run: int) -> None:
 
 
 def _evaluated_in_full(warehouse: Path, scratch: Path) -> Path:
-    """A copy of the warehouse whose course-set table was evaluated from nothing."""
+    """A copy of the warehouse whose incremental tables were evaluated from nothing."""
     copy = scratch / "full.duckdb"
     shutil.copyfile(warehouse, copy)
     with duckdb.connect(str(copy)) as con:
-        con.execute("drop table intermediate.int_program_course_sets_evaluated")
-    build_warehouse(copy, state_dir=scratch / "state", select="int_program_course_sets_evaluated")
+        for table in TABLES:
+            con.execute(f"drop table {table}")
+    build_warehouse(
+        copy,
+        state_dir=scratch / "state",
+        select=" ".join(table.split(".")[1] for table in TABLES),
+    )
     return copy
 
 
 def _differences(left: Path, right: Path) -> list[tuple[object, ...]]:
-    """Rows of one warehouse's course-set table missing from the other's, both ways
-    (duplicates counted)."""
+    """Rows of one warehouse's incremental tables missing from the other's, both ways
+    (duplicates counted), each with its table's name."""
+    differences = []
     with duckdb.connect(str(left), read_only=True) as con:
         con.execute("attach ? as other (read_only)", [str(right)])
-        return con.execute(
-            """
-            with
-            incremental as (select * from intermediate.int_program_course_sets_evaluated),
-            full_evaluation as (select * from other.intermediate.int_program_course_sets_evaluated)
-            (select 'only incremental', * from incremental
-             except all select 'only incremental', * from full_evaluation)
-            union all
-            (select 'only full', * from full_evaluation
-             except all select 'only full', * from incremental)
-            order by all
-            """
-        ).fetchall()
+        for table in TABLES:
+            name = table.split(".")[1]
+            # the table names are this module's constants
+            differences += con.execute(
+                f"""
+                with
+                incremental as (select * from {table}),
+                full_evaluation as (select * from other.{table})
+                (select 'only incremental', '{name}', * from incremental
+                 except all select 'only incremental', '{name}', * from full_evaluation)
+                union all
+                (select 'only full', '{name}', * from full_evaluation
+                 except all select 'only full', '{name}', * from incremental)
+                order by all
+                """  # noqa: S608
+            ).fetchall()
+    return differences
 
 
 def _learner(warehouse: Path, program: str, user: str) -> list[tuple[object, ...]]:
@@ -238,7 +276,11 @@ def test_a_run_evaluates_again_only_the_learners_whose_inputs_changed(
     after_r2: Path, tmp_path: Path
 ) -> None:
     full = _evaluated_in_full(after_r2, tmp_path)
-    altered = [row for row in _differences(after_r2, full) if row[3] == "U1" and row[1] == "alpha"]
+    altered = [
+        row
+        for row in _differences(after_r2, full)
+        if row[1] == "int_program_course_sets_evaluated" and row[2] == "alpha" and row[4] == "U1"
+    ]
     assert _differences(after_r2, full) == altered, "only U1's altered alpha rows differ"
     assert {row[0] for row in altered} == {"only incremental", "only full"}
     assert all(row[-1] == 99 for row in _learner(after_r2, "alpha", "U1"))
@@ -258,6 +300,24 @@ def test_each_change_of_input_is_evaluated(after_r2: Path) -> None:
     assert all(_learner(after_r2, "gamma", user)[0][3] is not None for user in ("U1", "U2"))
 
 
+def test_a_certification_learner_changing_path_is_evaluated_again(
+    after_r1: Path, after_r2: Path
+) -> None:
+    def path(warehouse: Path) -> list[tuple[object, ...]]:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            return con.execute(
+                """
+                select path, row_kind
+                from intermediate.int_program_certification_course_sets_evaluated
+                where user_id = 'U1'
+                """
+            ).fetchall()
+
+    assert path(after_r1) == [("recertification", "templated_learner")]
+    # expired: the primary path again, counting from the expiry (1 Feb's A does not count)
+    assert path(after_r2) == [("primary", "templated_learner")]
+
+
 def test_learners_whose_program_key_moved_are_evaluated_again(
     after_r1: Path, after_r2: Path
 ) -> None:
@@ -272,7 +332,8 @@ def test_learners_whose_program_key_moved_are_evaluated_again(
                 ).fetchall()
             }
 
-    assert (program_keys(after_r1), program_keys(after_r2)) == ({3}, {4})
+    # alpha, beta, cert, delta in R1; alpha, bb, beta, cert, delta in R2
+    assert (program_keys(after_r1), program_keys(after_r2)) == ({4}, {5})
     # bb took beta's old key: bb's U1 row is bb's own, not beta's of R1
     assert [row[0] for row in _learner(after_r2, "bb", "U1")] == ["learner"]
     assert _learner(after_r2, "beta", "U1")[0][4] == 2  # A and B, each worth 1

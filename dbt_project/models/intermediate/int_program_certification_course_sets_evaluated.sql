@@ -1,5 +1,15 @@
--- Read by both status marts: a table.
-{{ config(materialized='table') }}
+-- Read by both status marts: a table, kept up to date run by run (only the learners whose
+-- inputs changed are evaluated again).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='learner_key',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ incremental_course_set_pre_hook() }}",
+        post_hook="{{ incremental_course_set_post_hook() }}",
+    )
+}}
 
 {#-
     Every certification learner on their current path, the latest cycle of
@@ -7,6 +17,10 @@
     opened at current_path_opened_at): course_set_progress at compact grain with the
     learner key, read back like int_program_course_sets_evaluated. The status marts show
     this path for a certification (docs/programs.md, "Certifications").
+
+    Incremental: each run evaluates again only the learners whose path, its opening or
+    counting instant, their counted completions or the path's definition changed
+    (macros/incremental_course_set_progress.sql).
 -#}
 
 with
@@ -60,9 +74,9 @@ learners as (
 ),
 
 progress as (
-    {{ course_set_progress(
-        'learners', 'course_sets', 'set_courses', 'completions', 'courses', grain='compact',
-        keyed=true, user_keys='user_keys'
+    {{ incremental_course_set_progress(
+        'learners', 'course_sets', 'set_courses', 'completions', 'courses',
+        user_keys='user_keys', program_keys='program_keys'
     ) }}
 ),
 
