@@ -112,3 +112,62 @@ def test_a_warehouse_without_member_sets_takes_its_previous_members_from_the_fac
     assert query(warehouse, "select * from fct_audience_membership order by all") == members_before
     assert query(warehouse, "select count(*) from fct_audience_membership_event") == events_before
     assert query(warehouse, "select count(*) from intermediate.int_audience_member_sets") != [(0,)]
+
+
+COURSE_KEYS = 40
+pair_strategy = st.tuples(
+    st.integers(0, 4),  # course 4 has no completions
+    st.none() | st.integers(0, 12),  # lower bound (inclusive)
+    st.none() | st.integers(0, 12),  # upper bound (inclusive)
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    completions=st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, COURSE_KEYS - 1), st.integers(0, 12)),
+        max_size=120,
+    ),
+    leaves=st.lists(
+        st.tuples(st.sampled_from(["all", "any"]), st.lists(pair_strategy, min_size=1, max_size=3)),
+        min_size=1,
+        max_size=8,
+    ),
+)
+def test_course_leaves_count_a_course_with_a_completion_within_the_bounds(
+    completions: list[tuple[int, int, int]], leaves: list[tuple[str, list[tuple]]]
+) -> None:
+    """`all`: every listed course has a completion in [lower, upper] (None: unbounded), `any`:
+    one does; repeats and a (course, bounds) pair listed by several leaves (the evaluation
+    shares it) change nothing. not_all / none are the complements (tests/audiences/org.py)."""
+    con = duckdb.connect()
+    con.execute("create table completions (course_no bigint, user_key bigint, completed_us bigint)")
+    con.execute(
+        "create table course_leaves (node_id bigint, course_no bigint, lower_us bigint, "
+        "upper_us bigint)"
+    )
+    con.execute("create table nodes (node_id bigint, match_operator varchar)")
+    if completions:
+        con.executemany("insert into completions values (?, ?, ?)", completions)
+    for node_id, (match, pairs) in enumerate(leaves):
+        con.execute("insert into nodes values (?, ?)", [node_id, match])
+        con.executemany(
+            "insert into course_leaves values (?, ?, ?, ?)", [[node_id, *p] for p in pairs]
+        )
+    names = {name: "unused" for name in audience_sets.LeafInputs.__dataclass_fields__}
+    names.update(course_leaves="course_leaves", nodes="nodes", course_completions="completions")
+    words = audience_sets.words_for(COURSE_KEYS)
+
+    sets = audience_sets._course_leaf_sets(con, audience_sets.LeafInputs(**names), words)
+
+    def counts(key: int, course: int, lower: int | None, upper: int | None) -> bool:
+        inside = [t for c, k, t in completions if c == course and k == key]
+        return any((lower is None or t >= lower) and (upper is None or t <= upper) for t in inside)
+
+    assert sorted(sets) == list(range(len(leaves)))
+    for node_id, (match, pairs) in enumerate(leaves):
+        test = all if match == "all" else any
+        expected = [k for k in range(COURSE_KEYS) if test(counts(k, *p) for p in pairs)]
+        assert audience_sets.to_keys(sets[node_id]).tolist() == expected, (match, pairs)
+    # a set shared by two leaves must not be one object that a later step could change
+    assert len({id(bits) for bits in sets.values()}) == len(sets)
