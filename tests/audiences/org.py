@@ -659,6 +659,15 @@ any:
         "course_completion: {ids: [C1, C2], match: none, within_last_days: 30}",
         everyone_but("1 2 4"),
     ),
+    Case(  # one course under two bounds: each leaf counts its own completions of it
+        "course_completed_long_ago_and_again_lately",
+        """\
+all:
+  - course_completion: {ids: [C1], match: any, completed_before: 2025-12-31}
+  - course_completion: {ids: [C1], match: any, within_last_days: 30}
+""",
+        users("1"),
+    ),
     # --- trees ---------------------------------------------------------------------------
     Case(
         "tree_depth_3_all_any_not",

@@ -94,6 +94,20 @@ def test_events_replay_membership_from_run_to_run(runs: Runs) -> None:
     assert {e[4] for e in run_2} == {A2}
 
 
+def test_a_course_window_counts_back_from_each_runs_as_of(runs: Runs) -> None:
+    """within_last_days 30 is A - 30 days ... A: U08's completion of 2026-03-05 lies after A1
+    (ignored in run 1) and within the 30 days before A2; U06's of 2026-01-05 in neither."""
+    assert runs.members(1, "courses_any_within_last_30_days") == org.users("1 2 4")
+    assert runs.members(2, "courses_any_within_last_30_days") == org.users("1 2 4 8")
+    assert runs.members(2, "courses_none_within_last_30_days") == (
+        org.EVERYONE_2 - org.users("1 2 4 8")
+    )
+    assert runs.events_of(2) >= {
+        ("courses_any_within_last_30_days", "U08", "joined"),
+        ("courses_none_within_last_30_days", "U08", "left"),
+    }
+
+
 def test_user_moving_organisation_leaves_one_audience_and_joins_another(runs: Runs) -> None:
     events = runs.events_of(2)
     assert {(u, e) for a, u, e in events if a == "org_o4"} == {
