@@ -10,8 +10,9 @@ broad leaves (a country, "completed in the last five years") cost no more than n
 
 SQL (`int_audience_leaf_atoms`, `int_audience_atom_members`) finds the users of each *atom*,
 a set several leaves can share (users whose country is "uk", users with a job in an
-organisation's subtree); dates and course completions are range look-ups on sorted arrays
-here. Stored sets use the compact encoding of `encode`.
+organisation's subtree); dates are range look-ups on sorted arrays here, and course
+completions one comparison over a course's completions per (course, bounds) pair. Stored
+sets use the compact encoding of `encode`.
 """
 
 # The f-strings below only splice relation names this module registered (see `register`),
