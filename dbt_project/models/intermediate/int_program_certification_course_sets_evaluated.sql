@@ -41,7 +41,8 @@ set_courses as (
     select * from {{ ref('stg_rules__program_course_set_courses') }}
 ),
 
-completions as (
+-- read by the check for new completions and by the evaluation: not materialised (20M rows)
+completions as not materialized (
     select * from {{ ref('stg_hr__course_completions') }}
 ),
 
