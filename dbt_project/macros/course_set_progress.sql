@@ -590,7 +590,7 @@
     ),
 
     final as (
-        -- by name: a compact table may carry columns of its own (definition_hash)
+        -- by name: a compact table may carry columns of its own (input_hash)
         select
             {%- for column in ['program_id', 'path', 'user_id', 'opened_at', 'set_id',
                                'set_position', 'group_number', 'run_number', 'kind',

@@ -337,3 +337,16 @@ def test_learners_whose_program_key_moved_are_evaluated_again(
     # bb took beta's old key: bb's U1 row is bb's own, not beta's of R1
     assert [row[0] for row in _learner(after_r2, "bb", "U1")] == ["learner"]
     assert _learner(after_r2, "beta", "U1")[0][4] == 2  # A and B, each worth 1
+
+
+def test_tables_made_before_input_hash_existed_are_evaluated_again(
+    base: Path, after_r1: Path, tmp_path: Path
+) -> None:
+    # a warehouse of an earlier version: no input_hash column, every learner's rows stale
+    warehouse = _copy(after_r1, base / "upgrade")
+    with duckdb.connect(str(warehouse)) as con:
+        for table in TABLES:  # this module's constants
+            con.execute(f"alter table {table} drop column input_hash")
+            con.execute(f"update {table} set path_courses_completed = 99")  # noqa: S608
+    _run(base, warehouse, 2)
+    assert _differences(warehouse, _evaluated_in_full(warehouse, tmp_path)) == []
