@@ -22,7 +22,9 @@ Then, each in a fresh process:
   exceptions carried over: the steady state);
 * the program and certification models alone, rebuilt on a copy of run 2's warehouse
   (`build_warehouse --select` those models and their tests): their time and peak memory
-  without the import's;
+  without the import's. The two course-set models are incremental, so this rebuild, like
+  run 2, evaluates only the learners whose inputs changed (none, with the same feeds);
+  benchmarks/course_sets_delta.py times them on a day's new completions;
 * with `--explain`, DuckDB's profile (EXPLAIN ANALYZE) of the slowest program models'
   compiled SQL on that copy.
 
