@@ -100,6 +100,7 @@ GROUP_SECONDS = {
     "tests/test_explain_programs.py": 110,
     "tests/test_explain.py": 90,
     "tests/test_admin_guide.py": 60,
+    "tests/programs/test_incremental_course_sets.py": 60,
     "tests/reports/test_scope.py": 37,
 }
 
