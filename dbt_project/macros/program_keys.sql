@@ -10,8 +10,10 @@
     * learner_key: program_key x 2^32 + user_key, one per (program, user).
 
     Program keys and route numbers are this run's only (the rules may change between runs):
-    they never leave the build's intermediates and the marts' build columns, and nothing
-    compares them across runs.
+    they never leave the build's intermediates and the marts' build columns. Only the
+    incremental course-set tables keep learner keys from one run to the next, and their
+    input_hash includes the program key, so a learner whose key moved is evaluated again
+    (macros/incremental_course_set_progress.sql).
 -#}
 
 {#- One row per program: program_id, program_key (and the other columns of the staging model). -#}
