@@ -51,7 +51,6 @@ def next_day(warehouse: Path, users: int) -> int:
                 run_id = 'course-sets-delta', as_of = as_of + interval 1 day
             """
         )
-        users_in_hundred_thousand = max(1, round(users * 100_000 / 1_000_000))
         return con.execute(
             """
             insert into hr.course_completion
@@ -60,11 +59,15 @@ def next_day(warehouse: Path, users: int) -> int:
                 select program_id, row_number() over (order by program_id) as program_key
                 from rules.program
             ),
-            picked as (
+            -- about `users` of the assigned users, whatever the warehouse's size
+            assigned as (
                 select user_id, any_value(program_key) as program_key
                 from intermediate.int_program_route_users
-                where hash(user_id) % 100000 < ?
                 group by user_id
+            ),
+            picked as (
+                select * from assigned
+                where hash(user_id) % (select count(*) from assigned) < ?
             )
             select
                 picked.user_id,
@@ -78,7 +81,7 @@ def next_day(warehouse: Path, users: int) -> int:
             cross join learnops.run_context as run_context
             group by picked.user_id
             """,
-            [users_in_hundred_thousand],
+            [users],
         ).fetchall()[0][0]
 
 
