@@ -176,10 +176,24 @@ position_assigned_bases as (
     where r.due_base = 'position_assigned'
 ),
 
+-- the completions of the courses a base names, first: the join on (user, course) below
+-- then hashes two texts per completion of those courses only, not of every course
+base_courses as (
+    select distinct due_base_ref as course_id
+    from relative_route_users
+    where due_base = 'course_completion'
+),
+
+base_course_completions as (
+    select completions.user_id, completions.course_id, completions.completed_at
+    from completions
+    semi join base_courses on base_courses.course_id = completions.course_id
+),
+
 course_completion_bases as (
     select r.route_number, r.user_key, max(completions.completed_at) as base_at
     from relative_route_users as r
-    inner join completions
+    inner join base_course_completions as completions
         on completions.user_id = r.user_id and completions.course_id = r.due_base_ref
     cross join run_context
     where r.due_base = 'course_completion' and completions.completed_at <= run_context.as_of
