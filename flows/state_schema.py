@@ -403,37 +403,75 @@ create table if not exists rules.notification_address (
 );
 """
 
-PREVIOUS_STATE_DDL = """
--- The last published program state, copied before each build (flows/rules/tables.py) so the
--- build can keep assignment dates, never lower a due date, and keep exceptions.
-create table if not exists learnops.previous_program_route_user (
-    program_id   varchar not null,
-    route_key    varchar not null,
-    user_id      varchar not null,
-    assigned_at  timestamp not null
-);
+#: The last published program state, set aside before each build so the build can keep
+#: assignment dates, never lower a due date and keep exceptions: view -> (the published mart,
+#: the columns the view shows, as the empty table of a first run declares them). The mart
+#: itself is renamed to ``<mart>__previous`` (flows/rules/program_tables.py), which costs
+#: nothing, where copying its ten million rows at 1M users cost 10 s of every run.
+PREVIOUS_STATE: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "previous_program_route_user": (
+        "fct_program_assignment_route",
+        (
+            ("program_id", "varchar"),
+            ("route_key", "varchar"),
+            ("user_id", "varchar"),
+            ("assigned_at", "timestamp"),
+        ),
+    ),
+    "previous_certification_user": (
+        "fct_certification_user",
+        (
+            ("certification_id", "varchar"),
+            ("user_id", "varchar"),
+            ("state", "varchar"),
+            ("certified_at", "timestamp"),
+            ("window_opens_at", "timestamp"),
+            ("expires_at", "timestamp"),
+        ),
+    ),
+    "previous_program_user": (
+        "fct_program_user",
+        (
+            ("program_id", "varchar"),
+            ("user_id", "varchar"),
+            ("assigned_at", "timestamp"),
+            ("due_at", "timestamp"),
+            ("status", "varchar"),
+            ("completed_at", "timestamp"),
+            ("exception_type", "varchar"),
+            ("exception_resolution", "varchar"),
+            ("exception_raised_at", "timestamp"),
+        ),
+    ),
+}
 
-create table if not exists learnops.previous_certification_user (
-    certification_id  varchar not null,
-    user_id           varchar not null,
-    state             varchar not null,
-    certified_at      timestamp,
-    window_opens_at   timestamp,
-    expires_at        timestamp
-);
 
-create table if not exists learnops.previous_program_user (
-    program_id            varchar not null,
-    user_id               varchar not null,
-    assigned_at           timestamp not null,
-    due_at                timestamp,
-    status                varchar not null,
-    completed_at          timestamp,
-    exception_type        varchar,
-    exception_resolution  varchar,
-    exception_raised_at   timestamp
-);
-"""
+def previous_mart_table(mart: str) -> str:
+    """The name, in schema main, of the published `mart` set aside before a build."""
+    return f"{mart}__previous"
+
+
+def ensure_previous_state(con: duckdb.DuckDBPyConnection) -> None:
+    """Give every ``learnops.previous_*`` view its set-aside mart (empty on a first run).
+
+    A warehouse from before the views holds ``learnops.previous_*`` as copied tables: they
+    are dropped (the next build sets the marts aside again).
+    """
+    for view, (mart, columns) in PREVIOUS_STATE.items():
+        kind = con.execute(
+            "select table_type from information_schema.tables "
+            "where table_schema = 'learnops' and table_name = ?",
+            [view],
+        ).fetchone()
+        if kind is not None and kind[0] == "BASE TABLE":
+            con.execute(f"drop table learnops.{view}")
+        declared = ", ".join(f"{name} {kind}" for name, kind in columns)  # ours, not an admin's
+        con.execute(f"create table if not exists main.{previous_mart_table(mart)} ({declared})")
+        listed = ", ".join(name for name, _ in columns)
+        con.execute(
+            f"create view if not exists learnops.{view} as "  # noqa: S608
+            f"select {listed} from main.{previous_mart_table(mart)}"
+        )
 
 
 def ensure_state_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -441,4 +479,4 @@ def ensure_state_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(BOOKKEEPING_DDL)
     con.execute(LIVE_STATE_DDL)
     con.execute(RULES_DDL)
-    con.execute(PREVIOUS_STATE_DDL)
+    ensure_previous_state(con)

@@ -34,6 +34,7 @@ from flows.rules.programs import (
 )
 from flows.rules.tables import RULES_SCHEMA, RunClock, known_ids
 from flows.rules.validation import LoadedRules, check_references
+from flows.state_schema import PREVIOUS_STATE, ensure_previous_state, previous_mart_table
 from flows.warehouse import table_exists
 
 PROGRAM_SCHEMA = {
@@ -339,51 +340,28 @@ def write_program_tables(con: duckdb.DuckDBPyConnection, tables: ProgramTables) 
     con.execute("commit")
 
 
-#: previous-state table -> (the published mart it copies, the columns copied)
-_PREVIOUS_STATE = {
-    "previous_certification_user": (
-        "fct_certification_user",
-        (
-            "certification_id",
-            "user_id",
-            "state",
-            "certified_at",
-            "window_opens_at",
-            "expires_at",
-        ),
-    ),
-    "previous_program_route_user": (
-        "fct_program_assignment_route",
-        ("program_id", "route_key", "user_id", "assigned_at"),
-    ),
-    "previous_program_user": (
-        "fct_program_user",
-        (
-            "program_id",
-            "user_id",
-            "assigned_at",
-            "due_at",
-            "status",
-            "completed_at",
-            "exception_type",
-            "exception_resolution",
-            "exception_raised_at",
-        ),
-    ),
-}
-
-
 def snapshot_previous_program_state(con: duckdb.DuckDBPyConnection) -> None:
-    """Copy the last published program state into `learnops.previous_program_*`.
+    """Set the last published program state aside for the build (``learnops.previous_*``).
 
-    The building copy starts as the published file, so `main.fct_program_assignment_route`
-    and `main.fct_program_user` still hold the previous run's rows until dbt rebuilds them.
-    A mart that does not exist yet (the first run) leaves its copy empty.
+    The building copy starts as the published file, so `main.fct_program_assignment_route`,
+    `main.fct_certification_user` and `main.fct_program_user` still hold the previous run's
+    rows until dbt rebuilds them: each is renamed to ``<mart>__previous`` (replacing the one
+    set aside by the run before), which the ``learnops.previous_*`` views read. A mart that
+    does not exist yet (the first run) leaves an empty table in its place. Until dbt builds
+    them again the marts are absent from the building copy, which nothing reads before.
     """
-    for table, (mart, columns) in _PREVIOUS_STATE.items():
-        con.execute(f"delete from learnops.{table}")  # noqa: S608
-        if table_exists(con, "main", mart):
-            listed = ", ".join(columns)  # ours, not an admin's
-            con.execute(
-                f"insert into learnops.{table} ({listed}) select {listed} from main.{mart}"  # noqa: S608
-            )
+    con.execute("begin")
+    try:
+        for mart, columns in PREVIOUS_STATE.values():
+            aside = previous_mart_table(mart)
+            con.execute(f"drop table if exists main.{aside}")
+            if table_exists(con, "main", mart):
+                con.execute(f"alter table main.{mart} rename to {aside}")
+            else:
+                declared = ", ".join(f"{name} {kind}" for name, kind in columns)
+                con.execute(f"create table main.{aside} ({declared})")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    ensure_previous_state(con)

@@ -36,7 +36,7 @@ from flows.rules.tables import RunClock
 from flows.rules.validation import RULES_FILES, check_references, validate_rules
 from flows.state_schema import ensure_state_schema
 from flows.summary import summary_lines
-from flows.warehouse import prepare_building_copy, warehouse_paths
+from flows.warehouse import prepare_building_copy, table_exists, warehouse_paths
 
 from ..conftest import REPO_ROOT
 
@@ -834,10 +834,10 @@ def test_program_tables_are_replaced_every_run(tmp_path: Path) -> None:
     assert con.execute("select count(*) from rules.program_route").fetchall() == [(0,)]
 
 
-def test_previous_program_state_is_copied_from_the_published_marts() -> None:
+def test_previous_program_state_is_the_published_marts_set_aside() -> None:
     con = _connection()
     con.execute(
-        "insert into learnops.previous_program_user (program_id, user_id, assigned_at, status) "
+        "insert into main.fct_program_user__previous (program_id, user_id, assigned_at, status) "
         "values ('stale', 'U1', now(), 'x')"
     )
     snapshot_previous_program_state(con)  # first run: no marts yet
@@ -851,7 +851,7 @@ def test_previous_program_state_is_copied_from_the_published_marts() -> None:
         "create table main.fct_program_user as select 'p' as program_id, 'U1' as user_id, "
         "timestamp '2026-01-01' as assigned_at, timestamp '2026-02-01' as due_at, "
         "'exception' as status, null::timestamp as completed_at, "
-        "'time_allowance' as exception_type, null as exception_resolution, "
+        "'time_allowance' as exception_type, null::varchar as exception_resolution, "
         "timestamp '2026-01-01' as exception_raised_at, false as is_overdue"
     )
     snapshot_previous_program_state(con)
@@ -862,6 +862,33 @@ def test_previous_program_state_is_copied_from_the_published_marts() -> None:
         ("p", "U1", datetime(2026, 1, 1), datetime(2026, 2, 1), "exception", None,
          "time_allowance", None, datetime(2026, 1, 1)),
     ]  # fmt: skip
+    # renamed, not copied: the build makes the marts again
+    assert not table_exists(con, "main", "fct_program_user")
+    assert not table_exists(con, "main", "fct_program_assignment_route")
+    assert con.execute("select count(*) from learnops.previous_certification_user").fetchall() == [
+        (0,)
+    ]
+
+
+def test_previous_state_tables_of_an_older_warehouse_become_views() -> None:
+    con = duckdb.connect()
+    con.execute("create schema learnops")
+    con.execute("create table learnops.previous_program_user (program_id varchar, user_id varchar)")
+    con.execute("insert into learnops.previous_program_user values ('p', 'U1')")
+    ensure_state_schema(con)
+    kinds = con.execute(
+        "select table_name, table_type from information_schema.tables "
+        "where table_schema = 'learnops' and table_name like 'previous_%' order by 1"
+    ).fetchall()
+    assert kinds == [
+        ("previous_certification_user", "VIEW"),
+        ("previous_program_route_user", "VIEW"),
+        ("previous_program_user", "VIEW"),
+    ]
+    # the old copy is gone: the next build sets the published marts aside
+    assert con.execute("select count(*) from learnops.previous_program_user").fetchall() == [(0,)]
+    ensure_state_schema(con)  # idempotent
+    assert con.execute("select count(*) from learnops.previous_program_user").fetchall() == [(0,)]
 
 
 def test_the_rules_stage_loads_programs_and_the_summary_names_the_broken(tmp_path: Path) -> None:
