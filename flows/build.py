@@ -114,7 +114,8 @@ def build_warehouse(
     (``select="+fct_certification_user"``) with every test that applies to that part.
     Raises :class:`BuildError` when any model, snapshot or test fails.
     """
-    dbt_state = state_dir / "dbt"
+    # absolute: dbt runs in dbt_project/, where a relative path would land
+    dbt_state = state_dir.resolve() / "dbt"
     target_path = dbt_state / "target"
     log_path = dbt_state / "logs"
     target_path.mkdir(parents=True, exist_ok=True)

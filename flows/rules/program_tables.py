@@ -346,7 +346,8 @@ def snapshot_previous_program_state(con: duckdb.DuckDBPyConnection) -> None:
     The building copy starts as the published file, so `main.fct_program_assignment_route`,
     `main.fct_certification_user` and `main.fct_program_user` still hold the previous run's
     rows until dbt rebuilds them: each is renamed to ``<mart>__previous`` (replacing the one
-    set aside by the run before), which the ``learnops.previous_*`` views read. A mart that
+    set aside by the run before) and keeps only the columns the ``learnops.previous_*`` views
+    show (dropping a column is a change of metadata; its blocks are reused). A mart that
     does not exist yet (the first run) leaves an empty table in its place. Until dbt builds
     them again the marts are absent from the building copy, which nothing reads before.
     """
@@ -357,6 +358,7 @@ def snapshot_previous_program_state(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"drop table if exists main.{aside}")
             if table_exists(con, "main", mart):
                 con.execute(f"alter table main.{mart} rename to {aside}")
+                _drop_unlisted_columns(con, aside, {name for name, _ in columns})
             else:
                 declared = ", ".join(f"{name} {kind}" for name, kind in columns)
                 con.execute(f"create table main.{aside} ({declared})")
@@ -365,3 +367,10 @@ def snapshot_previous_program_state(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("rollback")
         raise
     ensure_previous_state(con)
+
+
+def _drop_unlisted_columns(con: duckdb.DuckDBPyConnection, table: str, kept: set[str]) -> None:
+    columns = [row[0] for row in con.execute(f"describe main.{table}").fetchall()]
+    for column in columns:
+        if column not in kept:
+            con.execute(f'alter table main.{table} drop column "{column}"')

@@ -862,8 +862,12 @@ def test_previous_program_state_is_the_published_marts_set_aside() -> None:
         ("p", "U1", datetime(2026, 1, 1), datetime(2026, 2, 1), "exception", None,
          "time_allowance", None, datetime(2026, 1, 1)),
     ]  # fmt: skip
-    # renamed, not copied: the build makes the marts again
+    # renamed, not copied: the build makes the marts again; the rest of their columns goes
     assert not table_exists(con, "main", "fct_program_user")
+    assert [r[0] for r in con.execute("describe main.fct_program_user__previous").fetchall()] == [
+        "program_id", "user_id", "assigned_at", "due_at", "status", "completed_at",
+        "exception_type", "exception_resolution", "exception_raised_at",
+    ]  # fmt: skip
     assert not table_exists(con, "main", "fct_program_assignment_route")
     assert con.execute("select count(*) from learnops.previous_certification_user").fetchall() == [
         (0,)
