@@ -39,15 +39,18 @@ from cpu_leaf_sets import RELATIONS
 
 from flows import audience_sets
 
-# the module's functions whose CPU is reported (each one including what it calls)
+# the module's functions whose CPU is reported (each one including what it calls; names an
+# older or newer version lacks are skipped)
 STAGES = (
     "_atom_leaf_sets",
     "sets_from_pairs",
     "_job_atom_sets",
+    "atom_sets",
     "_negative_job_leaf_sets",
     "_pattern_leaf_sets",
     "_keys_by_pattern",
     "_date_leaf_sets",
+    "_dates_by_field",
     "_course_leaf_sets",
     "_completions_by_course",
     "encode",
@@ -102,7 +105,9 @@ def _label(query: str) -> str:
 @contextmanager
 def _timed_stages(log: dict[str, list[float]]) -> Iterator[None]:
     """Time every call of the STAGES functions (module globals) while inside."""
-    originals = {name: getattr(audience_sets, name) for name in STAGES}
+    originals = {
+        name: getattr(audience_sets, name) for name in STAGES if hasattr(audience_sets, name)
+    }
 
     def timer(name: str, function: Callable) -> Callable:
         @functools.wraps(function)

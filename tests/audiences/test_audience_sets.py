@@ -56,15 +56,39 @@ def test_a_set_stored_before_new_users_arrived_reads_over_the_longer_key_range()
     assert audience_sets.decode(None, 4).tolist() == [0, 0, 0, 0]
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, KEY_SPACE - 1)), max_size=300))
-def test_sets_from_pairs_matches_grouping_by_hand(pairs: list[tuple[int, int]]) -> None:
-    groups = np.array([g for g, _ in pairs], dtype=np.int64)
-    keys = np.array([k for _, k in pairs], dtype=np.int64)
-    matrix = audience_sets.sets_from_pairs(groups, keys, 6, audience_sets.words_for(KEY_SPACE))
-    for group in range(6):
-        expected = sorted({k for g, k in pairs if g == group})
-        assert audience_sets.to_keys(matrix[group]).tolist() == expected
+JOB_SPACE = 4000  # more jobs than users, as at 1M users
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    pairs=st.lists(st.tuples(st.integers(0, 5), st.integers(0, JOB_SPACE - 1)), max_size=300),
+    in_job_space=st.lists(st.booleans(), min_size=6, max_size=6),
+)
+def test_atom_sets_match_grouping_by_hand(
+    pairs: list[tuple[int, int]], in_job_space: list[bool]
+) -> None:
+    """Rows in any order, repeats allowed: an atom in job space gets the set of its job keys
+    (which may pass the user key range) and a zero row in the users' matrix; every other atom
+    the set of its user keys."""
+    pairs = [(a, k if in_job_space[a] else k % KEY_SPACE) for a, k in pairs]
+    words, job_words = audience_sets.words_for(KEY_SPACE), audience_sets.words_for(JOB_SPACE)
+    users, jobs = audience_sets.atom_sets(
+        np.array([a for a, _ in pairs], dtype=np.int32),
+        np.array([k for _, k in pairs], dtype=np.int32),
+        np.array(in_job_space),
+        words,
+        job_words,
+    )
+    assert users.shape == (6, words)
+    assert sorted(jobs) == sorted({a for a, _ in pairs if in_job_space[a]})
+    for atom in range(6):
+        expected = sorted({k for a, k in pairs if a == atom})
+        if in_job_space[atom]:
+            assert not users[atom].any()
+            if expected:
+                assert audience_sets.to_keys(jobs[atom]).tolist() == expected
+        else:
+            assert audience_sets.to_keys(users[atom]).tolist() == expected
 
 
 def test_pattern_matching_finds_every_overlapping_pattern_like_sql_would() -> None:
