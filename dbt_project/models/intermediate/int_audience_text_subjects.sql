@@ -3,7 +3,8 @@
     only for the (kind, field) pairs some leaf reads. A subject is a user (user fields) or a
     job (its title, its organisation's and position's type and custom fields: "exists a job
     whose item passes"). Missing values are absent (UNPIVOT drops nulls), empty ones dropped.
-    Every row carries its user's key; a job's rows carry the job's key too (null for users).
+    Every row carries its user's key; a job's rows carry the job's key too (null for users),
+    and its field's number (int_audience_text_fields).
 -#}
 
 {%- set builtin_fields = [
@@ -151,14 +152,16 @@ text_subjects as (
     inner join position_custom_fields as f on f.position_id = jobs.position_id
 ),
 
+-- one row per pair some leaf reads (int_audience_text_fields): joining it keeps only those
+-- and tags each text with its field's number
 final as (
-    select text_subjects.*
+    select text_subjects.*, text_fields.field_no
     from text_subjects
-    semi join leaves
+    inner join {{ ref('int_audience_text_fields') }} as text_fields
         on
-            leaves.leaf_kind = text_subjects.leaf_kind
-            and coalesce(leaves.field_name, '') = text_subjects.field_name
-            and leaves.is_custom_field = text_subjects.is_custom_field
+            text_fields.leaf_kind = text_subjects.leaf_kind
+            and text_fields.field_name = text_subjects.field_name
+            and text_fields.is_custom_field = text_subjects.is_custom_field
     where text_subjects.value_lower <> ''
 )
 
