@@ -9,6 +9,12 @@ minimum and median process CPU time (every thread) and the 1-minute load average
 checks that both sides return identical leaf sets, equal to the stored
 ``int_audience_leaf_sets`` of the warehouse.
 
+The SQL views the leaf sets read (``int_audience_atom_members``, the text and date
+subjects...) are the warehouse's: to compare versions of them, rebuild the changed views in
+a copy of the kept warehouse and give the original as ``--baseline-warehouse`` (the
+baseline side then reads it, the current side the copy; both copies' stored leaf sets must
+be equal too).
+
     git show ad43811:flows/audience_sets.py > /tmp/audience_sets_old.py
     .venv/bin/python benchmarks/cpu_leaf_sets.py \\
         benchmarks/output/warehouse_audiences_100000.duckdb --baseline /tmp/audience_sets_old.py
@@ -59,6 +65,19 @@ def _load(path: Path) -> ModuleType:
     return module
 
 
+def _connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    con.execute("set threads = 2")
+    return con
+
+
+def _stored_leaf_sets(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    return con.execute(
+        "select node_id, audience_id, user_count, user_set "
+        "from intermediate.int_audience_leaf_sets order by node_id"
+    ).fetchall()
+
+
 def _cpu(call: Callable[[], Any]) -> tuple[Any, float]:
     start = time.process_time()
     result = call()
@@ -69,14 +88,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("warehouse", type=Path)
     parser.add_argument("--baseline", type=Path, help="an older flows/audience_sets.py")
+    parser.add_argument(
+        "--baseline-warehouse", type=Path, help="the baseline side's warehouse (older views)"
+    )
     parser.add_argument("--repeat", type=int, default=7, help="course-leaf rounds (whole: 3)")
     options = parser.parse_args()
 
-    con = duckdb.connect(str(options.warehouse), read_only=True)
-    con.execute("set threads = 2")
+    con = _connect(options.warehouse)
     sides = {"current": audience_sets}
-    if options.baseline:
-        sides = {"baseline": _load(options.baseline), **sides}
+    cons = {"current": con}
+    if options.baseline or options.baseline_warehouse:
+        sides = {
+            "baseline": _load(options.baseline) if options.baseline else audience_sets,
+            **sides,
+        }
+        cons["baseline"] = (
+            _connect(options.baseline_warehouse) if options.baseline_warehouse else con
+        )
     words = audience_sets.words_for(audience_sets.key_count(con, RELATIONS["user_keys"]))
     figures: dict[str, list[float]] = {}
     loads: list[float] = []
@@ -85,13 +113,14 @@ def main() -> None:
         for _ in range(rounds):
             for name, module in sides.items():
                 inputs = module.LeafInputs(**RELATIONS)
+                side = cons[name]
                 if part == "course leaves":
                     courses[name], cpu = _cpu(
-                        lambda m=module, i=inputs: m._course_leaf_sets(con, i, words)
+                        lambda m=module, i=inputs, c=side: m._course_leaf_sets(c, i, words)
                     )
                 else:
                     tables[name], cpu = _cpu(
-                        lambda m=module, i=inputs: m.evaluate_leaf_sets(con, i)
+                        lambda m=module, i=inputs, c=side: m.evaluate_leaf_sets(c, i)
                     )
                 figures.setdefault(f"{part}, {name}", []).append(cpu)
                 loads.append(os.getloadavg()[0])
@@ -102,10 +131,9 @@ def main() -> None:
         )
     print(f"load average {min(loads):.1f}-{max(loads):.1f}")
 
-    stored = con.execute(
-        "select node_id, audience_id, user_count, user_set "
-        "from intermediate.int_audience_leaf_sets order by node_id"
-    ).fetchall()
+    stored = _stored_leaf_sets(con)
+    if cons.get("baseline", con) is not con:
+        assert _stored_leaf_sets(cons["baseline"]) == stored, "the two warehouses' leaf sets differ"
     columns = ("node_id", "audience_id", "user_count", "user_set")
     for name, table in tables.items():
         rows = sorted(zip(*(table.column(c).to_pylist() for c in columns), strict=True))

@@ -252,6 +252,11 @@ CASES: tuple[Case, ...] = (
         "{user_field: email, operator: not_contains, values: [EXAMPLE.COM]}",
         users("5 10"),
     ),
+    Case(  # a field no other case reads: the text subjects take only the fields leaves read
+        "firstname_equals_is_read_lower_cased",
+        '{user_field: firstname, operator: equals, values: [" ADA ", bea]}',
+        users("1 2"),
+    ),
     Case(
         "lastname_starts_with",
         "{user_field: lastname, operator: starts_with, values: [NO]}",

@@ -56,15 +56,39 @@ def test_a_set_stored_before_new_users_arrived_reads_over_the_longer_key_range()
     assert audience_sets.decode(None, 4).tolist() == [0, 0, 0, 0]
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, KEY_SPACE - 1)), max_size=300))
-def test_sets_from_pairs_matches_grouping_by_hand(pairs: list[tuple[int, int]]) -> None:
-    groups = np.array([g for g, _ in pairs], dtype=np.int64)
-    keys = np.array([k for _, k in pairs], dtype=np.int64)
-    matrix = audience_sets.sets_from_pairs(groups, keys, 6, audience_sets.words_for(KEY_SPACE))
-    for group in range(6):
-        expected = sorted({k for g, k in pairs if g == group})
-        assert audience_sets.to_keys(matrix[group]).tolist() == expected
+JOB_SPACE = 4000  # more jobs than users, as at 1M users
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    pairs=st.lists(st.tuples(st.integers(0, 5), st.integers(0, JOB_SPACE - 1)), max_size=300),
+    in_job_space=st.lists(st.booleans(), min_size=6, max_size=6),
+)
+def test_atom_sets_match_grouping_by_hand(
+    pairs: list[tuple[int, int]], in_job_space: list[bool]
+) -> None:
+    """Rows in any order, repeats allowed: an atom in job space gets the set of its job keys
+    (which may pass the user key range) and a zero row in the users' matrix; every other atom
+    the set of its user keys."""
+    pairs = [(a, k if in_job_space[a] else k % KEY_SPACE) for a, k in pairs]
+    words, job_words = audience_sets.words_for(KEY_SPACE), audience_sets.words_for(JOB_SPACE)
+    users, jobs = audience_sets.atom_sets(
+        np.array([a for a, _ in pairs], dtype=np.int32),
+        np.array([k for _, k in pairs], dtype=np.int32),
+        np.array(in_job_space),
+        words,
+        job_words,
+    )
+    assert users.shape == (6, words)
+    assert sorted(jobs) == sorted({a for a, _ in pairs if in_job_space[a]})
+    for atom in range(6):
+        expected = sorted({k for a, k in pairs if a == atom})
+        if in_job_space[atom]:
+            assert not users[atom].any()
+            if expected:
+                assert audience_sets.to_keys(jobs[atom]).tolist() == expected
+        else:
+            assert audience_sets.to_keys(users[atom]).tolist() == expected
 
 
 def test_pattern_matching_finds_every_overlapping_pattern_like_sql_would() -> None:
@@ -174,4 +198,61 @@ def test_course_leaves_count_a_course_with_a_completion_within_the_bounds(
         expected = [k for k in range(COURSE_KEYS) if test(counts(k, *p) for p in pairs)]
         assert audience_sets.to_keys(sets[node_id]).tolist() == expected, (match, pairs)
     # a set shared by two leaves must not be one object that a later step could change
+    assert len({id(bits) for bits in sets.values()}) == len(sets)
+
+
+DATE_KEYS = 20
+bounds_strategy = st.tuples(
+    st.integers(0, 3),  # field 3 has no values
+    st.none() | st.integers(-2, 8),  # lower bound (inclusive)
+    st.none() | st.integers(-2, 8),  # upper bound (inclusive)
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(
+        st.tuples(st.integers(0, 2), st.integers(0, DATE_KEYS - 1), st.integers(-2, 8)),
+        max_size=120,
+    ),
+    leaves=st.lists(bounds_strategy, min_size=1, max_size=8),
+)
+@example(  # both bounds are inclusive; a user with two values (two jobs) needs one inside
+    values=[(0, 1, 3), (0, 2, 5), (0, 2, -1), (1, 1, 4)],
+    leaves=[(0, 3, 3), (0, None, 0), (1, 4, None), (0, 5, 5), (0, 3, 3)],
+)
+def test_date_leaves_hold_the_users_with_a_value_within_the_bounds(
+    values: list[tuple[int, int, int]], leaves: list[tuple[int, int | None, int | None]]
+) -> None:
+    """A date leaf holds a user with some value of its field in [lower, upper] (None:
+    unbounded), whatever order the values arrive in; leaves with the same field and bounds
+    (the evaluation shares their set) get equal sets, each its own object."""
+    con = duckdb.connect()
+    con.execute("create table subjects (field_no bigint, user_key bigint, value bigint)")
+    con.execute(
+        "create table date_leaves (node_id bigint, field_no bigint, lower_value bigint, "
+        "upper_value bigint)"
+    )
+    if values:
+        con.executemany("insert into subjects values (?, ?, ?)", values)
+    con.executemany(
+        "insert into date_leaves values (?, ?, ?, ?)",
+        [[node_id, *leaf] for node_id, leaf in enumerate(leaves)],
+    )
+    names = {name: "unused" for name in audience_sets.LeafInputs.__dataclass_fields__}
+    names.update(date_leaves="date_leaves", date_subjects="subjects")
+    words = audience_sets.words_for(DATE_KEYS)
+
+    sets = audience_sets._date_leaf_sets(con, audience_sets.LeafInputs(**names), words)
+
+    assert sorted(sets) == list(range(len(leaves)))
+    for node_id, (field, lower, upper) in enumerate(leaves):
+        expected = sorted(
+            {
+                k
+                for f, k, v in values
+                if f == field and (lower is None or v >= lower) and (upper is None or v <= upper)
+            }
+        )
+        assert audience_sets.to_keys(sets[node_id]).tolist() == expected, (field, lower, upper)
     assert len({id(bits) for bits in sets.values()}) == len(sets)

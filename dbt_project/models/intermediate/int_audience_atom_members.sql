@@ -8,10 +8,27 @@
 
 with
 
+-- text atoms and leaves join their subjects on (field_no, value): one number for the field
+text_fields as (
+    select * from {{ ref('int_audience_text_fields') }}
+),
+
 atoms as (
     select distinct
-        atom_id, atom_kind, leaf_kind, field_name, is_custom_field, atom_value, include_children
-    from {{ ref('int_audience_leaf_atoms') }}
+        atoms.atom_id,
+        atoms.atom_kind,
+        atoms.leaf_kind,
+        atoms.field_name,
+        atoms.is_custom_field,
+        atoms.atom_value,
+        atoms.include_children,
+        text_fields.field_no
+    from {{ ref('int_audience_leaf_atoms') }} as atoms
+    left join text_fields
+        on
+            text_fields.leaf_kind = atoms.leaf_kind
+            and text_fields.field_name = atoms.field_name
+            and text_fields.is_custom_field = atoms.is_custom_field
 ),
 
 leaf_atoms as (
@@ -50,8 +67,22 @@ management as (
     select * from {{ ref('bdg_management') }}
 ),
 
+-- only the completions of courses in a program some leaf names: the program content below
+-- reads no others, and without program leaves (or with few) this skips reading and
+-- materialising every completion (20M rows, 1.4 of 11.6 CPU-s at 1M users)
 completions as (
     select * from {{ ref('stg_hr__course_completions') }}
+    where course_id in (
+        select program_courses.course_id
+        from {{ ref('stg_rules__program_course_set_courses') }} as program_courses
+        where program_courses.program_id in (
+            select node_values.value
+            from {{ ref('stg_rules__audience_nodes') }} as nodes
+            inner join {{ ref('stg_rules__audience_node_values') }} as node_values
+                using (node_id)
+            where nodes.leaf_kind = 'program_completion'
+        )
+    )
 ),
 
 courses as (
@@ -75,7 +106,8 @@ run_context as (
 ),
 
 present_text_subjects as (
-    select * from {{ ref('int_audience_text_subjects') }}
+    select field_no, user_key, job_key, value_lower
+    from {{ ref('int_audience_text_subjects') }}
 ),
 
 -- ---------------------------------------------------------------- shared atoms
@@ -83,11 +115,7 @@ value_members as (
     select atoms.atom_id, subjects.user_key
     from atoms
     inner join present_text_subjects as subjects
-        on
-            subjects.leaf_kind = atoms.leaf_kind
-            and subjects.field_name = atoms.field_name
-            and subjects.is_custom_field = atoms.is_custom_field
-            and subjects.value_lower = atoms.atom_value
+        on subjects.field_no = atoms.field_no and subjects.value_lower = atoms.atom_value
     where atoms.atom_kind = 'value'
 ),
 
@@ -130,9 +158,15 @@ text_leaves as (
         coalesce(leaves.field_name, '') as field_name,
         leaves.is_custom_field,
         leaves.match_operator,
-        leaves.is_complement
+        leaves.is_complement,
+        text_fields.field_no
     from leaves
     inner join leaf_atoms on leaf_atoms.node_id = leaves.node_id
+    left join text_fields
+        on
+            text_fields.leaf_kind = leaves.leaf_kind
+            and text_fields.field_name = coalesce(leaves.field_name, '')
+            and text_fields.is_custom_field = leaves.is_custom_field
     where
         leaf_atoms.atom_kind = 'leaf'
         and leaves.match_operator in ('equals', 'contains', 'starts_with', 'ends_with', 'not_empty')
@@ -156,9 +190,7 @@ text_equal_matches as (
     inner join leaf_values on leaf_values.node_id = text_leaves.node_id
     inner join present_text_subjects as subjects
         on
-            subjects.leaf_kind = text_leaves.leaf_kind
-            and subjects.field_name = text_leaves.field_name
-            and subjects.is_custom_field = text_leaves.is_custom_field
+            subjects.field_no = text_leaves.field_no
             and subjects.value_lower = leaf_values.value_lower
     where text_leaves.match_operator = 'equals'
 ),
@@ -166,26 +198,19 @@ text_equal_matches as (
 -- Patterns are tested once per distinct value (a job title many jobs share is tested once),
 -- then the matching values are joined back to their subjects.
 pattern_values as (
-    select distinct subjects.leaf_kind, subjects.field_name, subjects.is_custom_field,
-        subjects.value_lower
+    select distinct subjects.field_no, subjects.value_lower
     from present_text_subjects as subjects
     semi join text_leaves
         on
-            text_leaves.leaf_kind = subjects.leaf_kind
-            and text_leaves.field_name = subjects.field_name
-            and text_leaves.is_custom_field = subjects.is_custom_field
+            text_leaves.field_no = subjects.field_no
             and text_leaves.match_operator in ('contains', 'starts_with', 'ends_with')
 ),
 
 pattern_value_matches as (
-    select text_leaves.node_id, text_leaves.is_complement, pattern_values.*
+    select text_leaves.node_id, text_leaves.leaf_kind, text_leaves.is_complement, pattern_values.*
     from text_leaves
     inner join leaf_values on leaf_values.node_id = text_leaves.node_id
-    inner join pattern_values
-        on
-            pattern_values.leaf_kind = text_leaves.leaf_kind
-            and pattern_values.field_name = text_leaves.field_name
-            and pattern_values.is_custom_field = text_leaves.is_custom_field
+    inner join pattern_values on pattern_values.field_no = text_leaves.field_no
     where
         (text_leaves.match_operator = 'contains'
             and contains(pattern_values.value_lower, leaf_values.value_lower))
@@ -204,11 +229,7 @@ text_pattern_matches as (
         subjects.job_key
     from pattern_value_matches as matches
     inner join present_text_subjects as subjects
-        on
-            subjects.leaf_kind = matches.leaf_kind
-            and subjects.field_name = matches.field_name
-            and subjects.is_custom_field = matches.is_custom_field
-            and subjects.value_lower = matches.value_lower
+        on subjects.field_no = matches.field_no and subjects.value_lower = matches.value_lower
 ),
 
 text_present_matches as (
@@ -219,11 +240,7 @@ text_present_matches as (
         subjects.user_key,
         subjects.job_key
     from text_leaves
-    inner join present_text_subjects as subjects
-        on
-            subjects.leaf_kind = text_leaves.leaf_kind
-            and subjects.field_name = text_leaves.field_name
-            and subjects.is_custom_field = text_leaves.is_custom_field
+    inner join present_text_subjects as subjects on subjects.field_no = text_leaves.field_no
     where text_leaves.match_operator = 'not_empty'
 ),
 
