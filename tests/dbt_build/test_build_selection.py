@@ -3,7 +3,8 @@
 stg_hr__organisations carries one test, a relationships test to dim_organisation, which is
 built downstream of it. Selecting the view alone, dbt's default (eager) runs that test on a
 table that was never built; cautious leaves it out, and runs it once dim_organisation is
-selected too. Each build is a view or two and a table, to stay cheap.
+selected too. Each build is a view or two and a table, to stay cheap. Also: where a
+relative state directory lands.
 """
 
 from __future__ import annotations
@@ -52,3 +53,21 @@ def test_cautious_runs_a_test_only_when_all_its_parents_are_selected(tmp_path: P
 
     both = _build(tmp_path / "both", "+dim_organisation", indirect_selection="cautious")
     assert RELATIONSHIPS_TEST in both.node_timings  # ran and passed: the build raised nothing
+
+
+def test_a_relative_state_dir_is_the_callers_not_dbt_projects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # dbt runs in dbt_project/: a relative target path would be read from there
+    monkeypatch.chdir(tmp_path)
+    database = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(database)) as con:
+        ensure_state_schema(con)
+        con.execute(
+            "insert into learnops.run_context (run_id, as_of) values ('r1', ?)",
+            [dt.datetime(2026, 1, 1)],
+        )
+    build_warehouse(database, state_dir=Path("relative-state"), select="stg_learnops__run_context")
+    assert (tmp_path / "relative-state" / "dbt" / "target" / "run_results.json").exists()
+    stray = Path(__file__).resolve().parents[2] / "dbt_project" / "relative-state"
+    assert not stray.exists()
