@@ -62,8 +62,9 @@ program_users as (
 -- have their jobs in one organisation: they are counted there, per program, and those
 -- counts are summed up the tree (each such learner reaches each ancestor once). Only the
 -- learners with jobs in several organisations, whose subtrees can overlap, are counted per
--- ancestor one by one (made distinct). At 1M users x 10 programs this is a few million
--- rows grouped instead of every learner row times the depth of the tree.
+-- ancestor one by one (made distinct). At 1M users x 10 programs this groups 16M rows (2.5M
+-- counts rolled up, 13.9M rows of the 100k learners in several organisations) instead of
+-- every learner row times the depth of the tree.
 user_organisations as (
     select
         user_id,
