@@ -458,12 +458,12 @@ def ensure_previous_state(con: duckdb.DuckDBPyConnection) -> None:
     are dropped (the next build sets the marts aside again).
     """
     for view, (mart, columns) in PREVIOUS_STATE.items():
-        kind = con.execute(
+        found = con.execute(
             "select table_type from information_schema.tables "
             "where table_schema = 'learnops' and table_name = ?",
             [view],
         ).fetchone()
-        if kind is not None and kind[0] == "BASE TABLE":
+        if found is not None and found[0] == "BASE TABLE":
             con.execute(f"drop table learnops.{view}")
         declared = ", ".join(f"{name} {kind}" for name, kind in columns)  # ours, not an admin's
         con.execute(f"create table if not exists main.{previous_mart_table(mart)} ({declared})")

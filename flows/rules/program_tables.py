@@ -359,14 +359,11 @@ def snapshot_previous_program_state(con: duckdb.DuckDBPyConnection) -> None:
             if table_exists(con, "main", mart):
                 con.execute(f"alter table main.{mart} rename to {aside}")
                 _drop_unlisted_columns(con, aside, {name for name, _ in columns})
-            else:
-                declared = ", ".join(f"{name} {kind}" for name, kind in columns)
-                con.execute(f"create table main.{aside} ({declared})")
+        ensure_previous_state(con)  # a first run's empty tables, and the views
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
-    ensure_previous_state(con)
 
 
 def _drop_unlisted_columns(con: duckdb.DuckDBPyConnection, table: str, kept: set[str]) -> None:

@@ -23,8 +23,8 @@ RELATIONSHIPS_TEST = (
 )
 
 
-def _build(directory: Path, select: str, **options: str) -> BuildResult:
-    """Build `select` into a fresh warehouse of two organisations in `directory`."""
+def _warehouse(directory: Path) -> Path:
+    """A fresh warehouse in `directory` with the sources and one run's context."""
     directory.mkdir(parents=True, exist_ok=True)
     database = directory / "warehouse.duckdb"
     with duckdb.connect(str(database)) as con:
@@ -33,6 +33,13 @@ def _build(directory: Path, select: str, **options: str) -> BuildResult:
             "insert into learnops.run_context (run_id, as_of) values ('r1', ?)",
             [dt.datetime(2026, 1, 1)],
         )
+    return database
+
+
+def _build(directory: Path, select: str, **options: str) -> BuildResult:
+    """Build `select` into a fresh warehouse of two organisations in `directory`."""
+    database = _warehouse(directory)
+    with duckdb.connect(str(database)) as con:
         con.execute(
             "insert into hr.organisation (organisation_id, name, parent_id, first_seen_run_id) "
             "values ('O1', 'Head Office', null, 'r1'), ('O2', 'Finance', 'O1', 'r1')"
@@ -60,14 +67,9 @@ def test_a_relative_state_dir_is_the_callers_not_dbt_projects(
 ) -> None:
     # dbt runs in dbt_project/: a relative target path would be read from there
     monkeypatch.chdir(tmp_path)
-    database = tmp_path / "warehouse.duckdb"
-    with duckdb.connect(str(database)) as con:
-        ensure_state_schema(con)
-        con.execute(
-            "insert into learnops.run_context (run_id, as_of) values ('r1', ?)",
-            [dt.datetime(2026, 1, 1)],
-        )
-    build_warehouse(database, state_dir=Path("relative-state"), select="stg_learnops__run_context")
+    build_warehouse(
+        _warehouse(tmp_path), state_dir=Path("relative-state"), select="stg_learnops__run_context"
+    )
     assert (tmp_path / "relative-state" / "dbt" / "target" / "run_results.json").exists()
     stray = Path(__file__).resolve().parents[2] / "dbt_project" / "relative-state"
     assert not stray.exists()
